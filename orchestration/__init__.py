@@ -1,0 +1,1 @@
+"""Dagster wiring for salesops. `definitions.py` is the one assembly point."""

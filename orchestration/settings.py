@@ -1,0 +1,80 @@
+"""Where salesops keeps its runtime files, and the names shared across layers.
+
+Pure Python (no Dagster import): every layer may use it. All paths derive from `SALESOPS_HOME`
+(default `./data`), so tests and benchmarks point a whole run elsewhere with one variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# Offline by default: nothing in a run may phone home.
+OFFLINE_ENV = {
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DO_NOT_TRACK": "1",
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    "DAGSTER_DISABLE_TELEMETRY": "1",
+}
+for _k, _v in OFFLINE_ENV.items():
+    os.environ.setdefault(_k, _v)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+# DuckDB schemas
+RAW_SALESFORCE_SCHEMA = "salesforce"
+RAW_MARKETING_SCHEMA = "marketing"
+QUALITY_SCHEMA = "quality"
+FORECASTS_SCHEMA = "forecasts"
+
+
+@dataclass(frozen=True)
+class Paths:
+    home: Path
+
+    @property
+    def warehouse(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def marts(self) -> Path:
+        return self.home / "marts.duckdb"
+
+    @property
+    def landing_marketing(self) -> Path:
+        return self.home / "landing" / "marketing"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def exports(self) -> Path:
+        return self.home / "exports"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def dlt_pipelines(self) -> Path:
+        return self.home / "dlt"
+
+    @property
+    def demo_org(self) -> Path:
+        return self.home / "demo_org"
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.home / "sandbox"
+
+
+def salesops_home() -> Path:
+    return Path(os.environ.get("SALESOPS_HOME", PROJECT_ROOT / "data")).resolve()
+
+
+def paths() -> Paths:
+    """Paths under the current SALESOPS_HOME (read at call time, never cached)."""
+    return Paths(salesops_home())
