@@ -1,0 +1,208 @@
+-- One row per marketing touch in an opportunity's journey, in touch order.
+-- People of an opportunity: the lead converted into it (its touches until the conversion day) and
+-- the contacts linked through OpportunityContactRole; touches match people on email_hash.
+-- Window: from `attribution_lookback_days` before the opportunity's creation to its close date.
+-- Markers (exactly one touch each per journey; docs/ATTRIBUTION.md):
+--   first touch; lead-creation touch = last touch at or before the person was created (the
+--   converted lead, else the earliest linked contact), else the first touch; opportunity-creation
+--   touch = last touch at or before the opportunity was created, else the first touch; closing
+--   touch = last touch of a closed opportunity.
+
+{% set lookback_days = var('attribution_lookback_days', 365) %}
+
+with
+
+opportunities as (
+
+    select * from {{ ref('opportunities') }}
+
+),
+
+leads as (
+
+    select * from {{ ref('stg_salesforce__leads') }}
+
+),
+
+contacts as (
+
+    select * from {{ ref('stg_salesforce__contacts') }}
+
+),
+
+contact_roles as (
+
+    select * from {{ ref('stg_salesforce__opportunity_contact_roles') }}
+
+),
+
+touchpoints as (
+
+    select * from {{ ref('stg_marketing__touchpoints') }}
+
+),
+
+people as (
+
+    select
+        leads.converted_opportunity_id as opportunity_id,
+        leads.email_hash,
+        'lead' as person_type,
+        leads.created_date as person_created_at,
+        {{ dbt.dateadd('day', 1, 'cast(leads.converted_date as timestamp)') }} as touches_before
+
+    from leads
+    where
+        leads.converted_opportunity_id is not null
+        and leads.email_hash is not null
+
+    union all
+
+    select
+        contact_roles.opportunity_id,
+        contacts.email_hash,
+        'contact' as person_type,
+        contacts.created_date as person_created_at,
+        cast(null as timestamp) as touches_before
+
+    from contact_roles
+    inner join contacts
+        on contact_roles.contact_id = contacts.contact_id
+    where contacts.email_hash is not null
+
+),
+
+person_created as (
+
+    -- the converted lead's creation when there is one, else the earliest linked contact's
+    select
+        opportunity_id,
+        coalesce(
+            min(case when person_type = 'lead' then person_created_at end),
+            min(person_created_at)
+        ) as person_created_at
+
+    from people
+    group by opportunity_id
+
+),
+
+matched as (
+
+    select
+        opportunities.opportunity_id,
+        touchpoints.touchpoint_id,
+        -- a touch reached through both the lead and a contact counts once
+        max(people.person_type) as person_type,
+        max(touchpoints.email_hash) as email_hash,
+        max(touchpoints.occurred_at) as occurred_at,
+        max(touchpoints.channel) as channel,
+        max(touchpoints.campaign) as campaign,
+        max(touchpoints.touch_type) as touch_type
+
+    from opportunities
+    inner join people
+        on opportunities.opportunity_id = people.opportunity_id
+    inner join touchpoints
+        on people.email_hash = touchpoints.email_hash
+    where
+        touchpoints.occurred_at
+        >= {{ dbt.dateadd('day', -lookback_days, 'opportunities.created_at') }}
+        and touchpoints.occurred_at
+        < {{ dbt.dateadd('day', 1, 'cast(opportunities.close_date as timestamp)') }}
+        and (people.touches_before is null or touchpoints.occurred_at < people.touches_before)
+    group by opportunities.opportunity_id, touchpoints.touchpoint_id
+
+),
+
+sequenced as (
+
+    select
+        matched.*,
+        row_number() over (
+            partition by matched.opportunity_id
+            order by matched.occurred_at, matched.touchpoint_id
+        ) as touch_position,
+        count(*) over (partition by matched.opportunity_id) as touch_count
+
+    from matched
+
+),
+
+marked as (
+
+    select
+        sequenced.*,
+        opportunities.created_at as opportunity_created_at,
+        person_created.person_created_at,
+        max(
+            case
+                when sequenced.occurred_at <= person_created.person_created_at
+                    then sequenced.touch_position
+            end
+        ) over (partition by sequenced.opportunity_id) as lead_creation_position,
+        max(
+            case
+                when sequenced.occurred_at <= opportunities.created_at
+                    then sequenced.touch_position
+            end
+        ) over (partition by sequenced.opportunity_id) as opp_creation_position,
+        max(sequenced.occurred_at) over (
+            partition by sequenced.opportunity_id
+        ) as last_touch_at
+
+    from sequenced
+    inner join opportunities
+        on sequenced.opportunity_id = opportunities.opportunity_id
+    left join person_created
+        on sequenced.opportunity_id = person_created.opportunity_id
+
+),
+
+final as (
+
+    select
+        -- ids
+        marked.opportunity_id,
+        marked.touchpoint_id,
+        marked.email_hash,
+
+        -- order
+        cast(marked.touch_position as integer) as touch_position,
+        cast(marked.touch_count as integer) as touch_count,
+
+        -- touch
+        marked.occurred_at,
+        marked.channel,
+        marked.campaign,
+        marked.touch_type,
+        marked.person_type,
+        {{ dbt.datediff('marked.occurred_at', 'marked.last_touch_at', 'microsecond') }}
+        / 86400000000.0 as days_before_last_touch,
+
+        -- markers
+        marked.touch_position = 1 as is_first_touch,
+        marked.touch_position
+        = coalesce(marked.lead_creation_position, 1) as is_lead_creation_touch,
+        marked.touch_position
+        = coalesce(marked.opp_creation_position, 1) as is_opp_creation_touch,
+        coalesce(
+            marked.touch_position = marked.touch_count and opportunities.is_closed, false
+        ) as is_closing_touch,
+
+        -- opportunity
+        marked.opportunity_created_at,
+        marked.person_created_at,
+        opportunities.created_date as opportunity_created_date,
+        opportunities.close_date as opportunity_close_date,
+        opportunities.status as opportunity_status,
+        opportunities.is_won,
+        opportunities.amount_usd
+
+    from marked
+    inner join opportunities
+        on marked.opportunity_id = opportunities.opportunity_id
+
+)
+
+select * from final
