@@ -2,7 +2,8 @@
 
 Both jobs re-run extraction, the quality gate, dbt and attribution before forecasting, so a forecast
 is never built on last week's data; the run queue (dagster.yaml) serializes them when both fire on
-the same morning. Partition keys are the forecast as-of dates (orchestration/partitions.py).
+the same morning. Partition keys are the forecast as-of dates (orchestration/partitions.py);
+Dagster infers each job's partitions from its partitioned forecast assets.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from forecasts.assets import EXPORT_KEYS, MONTHLY_FORECAST_KEY, REPORT_KEYS, WEEKLY_FORECAST_KEY
-from orchestration.partitions import MONTHLY_PARTITIONS, WEEKLY_PARTITIONS
 
 WEEKLY_JOB = "weekly_pipeline"
 MONTHLY_JOB = "monthly_forecast"
@@ -33,14 +33,12 @@ def build_jobs() -> dict[str, UnresolvedAssetJobDefinition]:
         WEEKLY_JOB: define_asset_job(
             WEEKLY_JOB,
             selection=AssetSelection.all() - monthly_only,
-            partitions_def=WEEKLY_PARTITIONS,
             description="Extract, gate, build marts and attribution, publish the analysts' copy, "
             "forecast the coming weeks and export for finance.",
         ),
         MONTHLY_JOB: define_asset_job(
             MONTHLY_JOB,
             selection=AssetSelection.all() - weekly_only,
-            partitions_def=MONTHLY_PARTITIONS,
             description="Everything the weekly job refreshes, then the monthly forecast, its "
             "finance export and the executive report.",
         ),
