@@ -1,0 +1,42 @@
+-- One row per opportunity state interval. The state as of time D is
+-- valid_from <= D and (valid_to is null or valid_to > D).
+
+with
+
+states as (
+
+    select * from {{ ref('int_opportunity_states_sequenced') }}
+
+),
+
+opportunities as (
+
+    select * from {{ ref('opportunities') }}
+
+)
+
+select
+    states.opportunity_id,
+    states.valid_from,
+    states.valid_to,
+    states.stage_name,
+    states.amount_usd,
+    states.close_date,
+    states.probability,
+    states.forecast_category,
+    states.is_closed,
+    states.is_won,
+    opportunities.segment,
+    opportunities.region,
+    -- extras
+    states.opportunity_history_id,
+    states.state_number,
+    states.stage_order,
+    states.is_qualified,
+    states.amount,
+    states.currency_iso_code,
+    opportunities.owner_id
+
+from states
+inner join opportunities
+    on states.opportunity_id = opportunities.opportunity_id

@@ -1,0 +1,1 @@
+"""Finance exports, the published analyst database and report renderers."""

@@ -1,0 +1,79 @@
+"""Dagster layer of reports/: the published analyst database.
+
+`publish_assets` is built lazily (its dependencies are read from the dbt manifest): use
+`get_publish_assets()` or the module attribute `publish_assets`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from dagster import AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+
+from orchestration.settings import paths
+
+ANALYST_MARTS_KEY = AssetKey(["reports", "analyst_marts"])
+REPORTS_GROUP = "reports"
+PUBLISHED_SCHEMAS = ("marts",)
+
+
+def mart_asset_keys() -> list[AssetKey]:
+    """Keys of every dbt model built in the marts schema, read from the prepared manifest."""
+    from assets.dbt.project import MANIFEST_PATH
+
+    if not MANIFEST_PATH.exists():
+        raise FileNotFoundError(
+            f"{MANIFEST_PATH} is missing: run `make manifest` (python -m orchestration.manifest)"
+        )
+    manifest = json.loads(MANIFEST_PATH.read_text())
+    return sorted(
+        (
+            AssetKey([node["schema"], node["name"]])
+            for node in manifest["nodes"].values()
+            if node["resource_type"] == "model" and node["schema"] in PUBLISHED_SCHEMAS
+        ),
+        key=lambda key: key.to_user_string(),
+    )
+
+
+@functools.cache
+def get_publish_assets() -> list[AssetsDefinition]:
+    @asset(
+        key=ANALYST_MARTS_KEY,
+        group_name=REPORTS_GROUP,
+        deps=mart_asset_keys(),
+        kinds={"duckdb"},
+        description=(
+            "The analysts' read-only copy of the marts (SALESOPS_HOME/marts.duckdb), rebuilt in a "
+            "temporary file and swapped in atomically; open readers are never blocked."
+        ),
+    )
+    def analyst_marts(context) -> MaterializeResult:
+        from reports.publish import publish_marts
+
+        where = paths()
+        result = publish_marts(where.warehouse, where.marts, PUBLISHED_SCHEMAS)
+        preview = "| table | rows |\n|---|---:|\n" + "\n".join(
+            f"| {name} | {rows:,} |" for name, rows in sorted(result.tables.items())
+        )
+        context.log.info("published %d tables to %s", len(result.tables), result.marts_path)
+        return MaterializeResult(
+            metadata={
+                "path": MetadataValue.path(str(result.marts_path)),
+                "tables": len(result.tables),
+                "rows": result.total_rows,
+                "size_mb": round(result.bytes / 1e6, 2),
+                "seconds": round(result.seconds, 2),
+                "preview": MetadataValue.md(preview),
+            }
+        )
+
+    return [analyst_marts]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "publish_assets":
+        return get_publish_assets()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
