@@ -17,6 +17,11 @@ from orchestration.settings import paths
 ANALYST_MARTS_KEY = AssetKey(["reports", "analyst_marts"])
 REPORTS_GROUP = "reports"
 PUBLISHED_SCHEMAS = ("marts",)
+# Python-built tables that also live in the marts schema and are published with it.
+PYTHON_MART_KEYS = [
+    AssetKey(["marts", "attribution_data_driven"]),
+    AssetKey(["marts", "attribution_channel_effects"]),
+]
 
 
 def mart_asset_keys() -> list[AssetKey]:
@@ -43,7 +48,7 @@ def get_publish_assets() -> list[AssetsDefinition]:
     @asset(
         key=ANALYST_MARTS_KEY,
         group_name=REPORTS_GROUP,
-        deps=mart_asset_keys(),
+        deps=[*mart_asset_keys(), *PYTHON_MART_KEYS],
         kinds={"duckdb"},
         description=(
             "The analysts' read-only copy of the marts (SALESOPS_HOME/marts.duckdb), rebuilt in a "
