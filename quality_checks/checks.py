@@ -1,0 +1,251 @@
+"""Dagster layer: one BLOCKING asset check per raw table, mart checks, and the report asset.
+
+A check validates its table in the warehouse (paths().warehouse, read at run time), writes
+quality.results / table_scores / quarantine_ids, re-renders the HTML report, and returns an
+`AssetCheckResult`: severity ERROR (blocks everything downstream) below the gate, WARN when the
+table passes with findings (quarantined rows, soft findings), passed when clean.
+
+Run-time knobs: run tag `salesops/as_of` (ISO 8601; default env SALESOPS_AS_OF, else now) is the
+reference time for freshness/plausibility; env SALESOPS_QUALITY_ENGINE = gx (default) | sql;
+env SALESOPS_QUALITY_FRESHNESS_DAYS (default 3).
+"""
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Sequence
+
+import dagster as dg
+from dagster import AssetCheckExecutionContext, AssetExecutionContext
+
+from orchestration.settings import paths
+from quality_checks.render import expectations_markdown, samples_markdown
+from quality_checks.rules import QualityConfig, TableSpec, all_raw_specs
+from quality_checks.score import ERROR, TableResult
+from quality_checks.validate import validate_table
+
+log = logging.getLogger(__name__)
+
+CHECK_NAME = "data_quality_gate"
+MART_CHECK_NAME = "mart_invariants"
+AS_OF_TAG = "salesops/as_of"
+ENGINE_ENV = "SALESOPS_QUALITY_ENGINE"
+AS_OF_ENV = "SALESOPS_AS_OF"
+FRESHNESS_ENV = "SALESOPS_QUALITY_FRESHNESS_DAYS"
+GATE_ENV = "SALESOPS_QUALITY_GATE"
+WAREHOUSE_POOL = "warehouse"
+QUALITY_REPORT_KEY = dg.AssetKey(["reports", "data_quality_report"])
+REPORTS_GROUP = "reports"
+
+
+def parse_as_of(value: str | None) -> dt.datetime:
+    if not value:
+        return dt.datetime.now(dt.UTC)
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ValueError(
+            f"as-of {value!r} is not ISO 8601 (e.g. 2026-06-30T00:00:00Z); set the run tag "
+            f"{AS_OF_TAG} or env {AS_OF_ENV} correctly"
+        ) from e
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def config_for_run(
+    tags: dict[str, str] | None = None,
+    picklists: dict[tuple[str, str], tuple[str, ...]] | None = None,
+) -> QualityConfig:
+    as_of = parse_as_of((tags or {}).get(AS_OF_TAG) or os.environ.get(AS_OF_ENV))
+    days = float(os.environ.get(FRESHNESS_ENV, "3"))
+    gate = float(os.environ.get(GATE_ENV, "0.98"))
+    return QualityConfig(
+        as_of=as_of,
+        gate=gate,
+        freshness_max_age=dt.timedelta(days=days),
+        picklists=picklists,
+    )
+
+
+def _org_picklists() -> dict[tuple[str, str], tuple[str, ...]] | None:
+    from quality_checks import store
+
+    if not paths().warehouse.exists():
+        return None
+    with store.connect(paths().warehouse) as con:
+        return store.read_picklists(con)
+
+
+def engine_for_run() -> str:
+    return os.environ.get(ENGINE_ENV, "gx")
+
+
+def raw_asset_key(spec: TableSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.schema, spec.table])
+
+
+def check_metadata(result: TableResult, report_path: str | None = None) -> dict:
+    md: dict = {
+        "score": dg.MetadataValue.float(round(result.score, 6)),
+        "gate": dg.MetadataValue.float(result.gate),
+        "rows": dg.MetadataValue.int(result.counts.rows),
+        "failed_rows": dg.MetadataValue.int(result.counts.failed_rows),
+        "quarantined_rows": dg.MetadataValue.int(result.counts.quarantined_rows),
+        "hard_failed_downstream": dg.MetadataValue.int(result.counts.hard_failed_downstream),
+        "value_pass_pct": dg.MetadataValue.float(round(result.value_pass_pct, 4)),
+        "expectations": dg.MetadataValue.md(expectations_markdown(result)),
+        "failing_rows_sample": dg.MetadataValue.md(samples_markdown(result)),
+        "engine": dg.MetadataValue.text(result.engine),
+        "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+    }
+    for dim, score in result.dimension_scores.items():
+        md[f"score_{dim}"] = dg.MetadataValue.float(round(score, 6))
+    if result.skipped:
+        md["skipped_rules"] = dg.MetadataValue.md("\n".join(f"- {s}" for s in result.skipped))
+    if result.errors:
+        md["errors"] = dg.MetadataValue.md("\n".join(f"- {e}" for e in result.errors))
+    if report_path:
+        md["report"] = dg.MetadataValue.path(report_path)
+    return md
+
+
+def gate_line(result: TableResult) -> str:
+    """The one log line a gated run prints."""
+    return (
+        f"QUALITY GATE BLOCKED {result.label}: {result.why()}; nothing downstream of "
+        f"{result.label} runs in this run (see quality.quarantine and the data-quality report)"
+    )
+
+
+def to_check_result(result: TableResult, report_path: str | None = None) -> dg.AssetCheckResult:
+    severity = (
+        dg.AssetCheckSeverity.ERROR if result.severity == ERROR else (dg.AssetCheckSeverity.WARN)
+    )
+    return dg.AssetCheckResult(
+        passed=result.severity == "OK",
+        severity=severity,
+        metadata=check_metadata(result, report_path),
+        description=(
+            f"score {result.score:.2%} (gate {result.gate:.0%}); "
+            f"{result.counts.failed_rows} of {result.counts.rows} rows fail a rule, "
+            f"{result.counts.quarantined_rows} quarantined"
+        ),
+    )
+
+
+def _render_report(run_id: str) -> str | None:
+    try:
+        from reports.quality_report import write_report
+
+        return str(write_report(paths().warehouse, paths().reports, run_id=run_id))
+    except Exception:  # the report must never change a gate's outcome
+        log.exception("data-quality report could not be written")
+        return None
+
+
+def run_check(context: AssetCheckExecutionContext, spec: TableSpec) -> dg.AssetCheckResult:
+    tags = dict(context.run.tags) if context.run else {}
+    config = config_for_run(tags, _org_picklists())
+    spec = next((s for s in all_raw_specs(config) if s.label == spec.label), spec)
+    result = validate_table(
+        paths().warehouse, spec, config, run_id=context.run.run_id, engine=engine_for_run()
+    )
+    report = _render_report(context.run.run_id)
+    if result.severity == ERROR:
+        context.log.error(gate_line(result))
+    else:
+        context.log.info(
+            f"quality {result.label}: score {result.score:.2%} >= {result.gate:.0%}, "
+            f"{result.counts.quarantined_rows} rows quarantined -> {result.severity}"
+        )
+    return to_check_result(result, report)
+
+
+def build_quality_check(spec: TableSpec, asset_key: dg.AssetKey | None = None):
+    """A blocking asset check for one raw table."""
+    key = asset_key or raw_asset_key(spec)
+    hard = sorted({r.name.split(".", 1)[1] for r in spec.rules if r.hard})
+
+    @dg.asset_check(
+        asset=key,
+        name=CHECK_NAME,
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description=(
+            f"Data-quality gate for {spec.label}: {len(spec.rules)} expectations "
+            f"(Great Expectations over DuckDB). Passes at >= 98% row-weighted score with every "
+            f"hard rule ({', '.join(hard)}) at 100% on non-quarantined rows."
+        ),
+        metadata={"table": spec.label},
+    )
+    def _check(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        return run_check(context, spec)
+
+    return _check
+
+
+def build_quality_checks(specs: Sequence[TableSpec] | None = None) -> list:
+    specs = specs or all_raw_specs(config_for_run())
+    return [build_quality_check(s) for s in specs]
+
+
+def build_mart_check(asset_key: dg.AssetKey, schema: str, table: str):
+    """A blocking check on a mart: its invariants are discovered from its columns at run time."""
+
+    @dg.asset_check(
+        asset=asset_key,
+        name=MART_CHECK_NAME,
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description=(
+            f"Mart invariants of {schema}.{table} found by its columns (waterfall balances, "
+            "attribution credits sum to 1); must hold on every row."
+        ),
+    )
+    def _check(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        from quality_checks import store
+        from quality_checks.marts import discover_mart_specs
+
+        with store.connect(paths().warehouse) as con:
+            specs = [s for s in discover_mart_specs(con) if (s.schema, s.table) == (schema, table)]
+        if not specs:
+            return dg.AssetCheckResult(
+                passed=True,
+                metadata={"note": dg.MetadataValue.text("no known mart invariant applies")},
+            )
+        return run_check(context, specs[0])
+
+    return _check
+
+
+@dg.asset(
+    key=QUALITY_REPORT_KEY,
+    group_name=REPORTS_GROUP,
+    kinds={"html", "duckdb"},
+    description=(
+        "Self-contained HTML data-quality report (scores, expectations, failing samples, trend "
+        "over runs) from quality.results; validates any mart tables with known invariants first."
+    ),
+)
+def quality_report(context: AssetExecutionContext) -> dg.MaterializeResult:
+    from quality_checks import store
+    from quality_checks.marts import discover_mart_specs
+    from quality_checks.validate import validate_tables
+    from reports.quality_report import write_report
+
+    with store.connect(paths().warehouse) as con:
+        mart_specs = discover_mart_specs(con)
+    if mart_specs:
+        validate_tables(
+            paths().warehouse,
+            mart_specs,
+            config_for_run(dict(context.run.tags)),
+            context.run.run_id,
+            engine_for_run(),
+        )
+    path = write_report(paths().warehouse, paths().reports, run_id=None)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "mart_tables_checked": dg.MetadataValue.int(len(mart_specs)),
+        }
+    )

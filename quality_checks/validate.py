@@ -1,0 +1,219 @@
+"""Validate warehouse tables: GX suite + SQL row-level pass, score, quarantine, history.
+
+`validate_table` is the one entry point the Dagster checks, the CLI, the tests and the benchmark
+call. Engines:
+
+* `"gx"` (default): Great Expectations computes each expectation's checked/failed counts; the SQL
+  pass counts the values every rule checks and locates the failing rows of the rules GX found
+  failing (row-level union, samples, quarantine). Checked counts of every rule and failed counts
+  of failing rules must agree exactly; a disagreement (the signature of GX reading another table)
+  or a GX exception is a validation error, which fails the gate.
+* `"sql"`: the same rules and score math from the SQL pass alone (no GX import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import time
+import uuid
+from pathlib import Path
+
+from quality_checks import sql_engine, store
+from quality_checks.rules import FRESH, QualityConfig, TableSpec
+from quality_checks.score import RowCounts, RuleResult, TableResult
+
+log = logging.getLogger(__name__)
+
+
+class TableMissingError(RuntimeError):
+    pass
+
+
+def new_run_id() -> str:
+    return "manual-" + uuid.uuid4().hex[:12]
+
+
+def _sql_pass_spec(spec: TableSpec, gx_results: dict, config: QualityConfig) -> TableSpec:
+    """The rules the SQL pass must locate rows for.
+
+    With GX results, rules GX found clean contribute no failing rows, so their (possibly costly)
+    predicates are not re-evaluated unless `config.recheck_clean_rules`; their checked counts are
+    still compared with GX's (the wrong-table guard). Without GX results (sql engine, or GX
+    failed), every rule is evaluated.
+    """
+    if not gx_results or config.recheck_clean_rules:
+        return spec
+    rules = []
+    for r in spec.rules:
+        g = gx_results.get(r.name)
+        clean = g is not None and g.error is None and g.failed == 0 and g.success
+        rules.append(dataclasses.replace(r, fail_sql="false") if clean else r)
+    return spec.with_rules(rules)
+
+
+def validate_table(
+    warehouse: Path | str,
+    spec: TableSpec,
+    config: QualityConfig,
+    run_id: str | None = None,
+    checked_at: dt.datetime | None = None,
+    engine: str = "gx",
+    write: bool = True,
+    quarantine: bool = True,
+) -> TableResult:
+    """Validate one table of the DuckDB file `warehouse`; all connections closed on return.
+
+    write: append to quality.results/table_scores (and the rule catalog).
+    quarantine: replace the object's rows in quality.quarantine_ids by this run's hard failures
+    (requires write). Without quarantine, hard rules must hold on every live row.
+    """
+    if engine not in ("gx", "sql"):
+        raise ValueError(f"engine must be 'gx' or 'sql', got {engine!r}")
+    t0 = time.perf_counter()
+    run_id = run_id or new_run_id()
+    checked_at = checked_at or dt.datetime.now(dt.UTC)
+    quarantine = quarantine and write and spec.quarantine
+
+    with contextlib.ExitStack() as stack:
+        con = stack.enter_context(store.connect(warehouse))
+        cols = sql_engine.table_columns(con, spec)
+        if cols is None:
+            raise TableMissingError(
+                f"table {spec.label} does not exist in {warehouse}: materialize its raw asset "
+                "first (the quality check validates what extraction loaded)"
+            )
+        spec, skipped = sql_engine.applicable(spec, cols, sql_engine.existing_tables(con))
+        for s in skipped:
+            log.warning("%s: rule skipped: %s", spec.label, s)
+
+        gx_results: dict = {}
+        errors: list[str] = []
+        if engine == "gx":
+            from quality_checks import gx_engine
+
+            rows = int(
+                con.execute(f"SELECT count(*) FROM ({spec.source_query()})").fetchall()[0][0]
+            )
+            # GX opens its own engine on the file: close ours first (one connection at a time).
+            stack.close()
+            try:
+                gx_results, _ = gx_engine.run_suite(warehouse, spec, rows, run_name=run_id)
+            except Exception as e:  # a GX failure fails the gate; the SQL pass still reports
+                log.exception("%s: Great Expectations validation failed", spec.label)
+                errors.append(f"Great Expectations failed: {type(e).__name__}: {e}"[:2000])
+            con = stack.enter_context(store.connect(warehouse))
+        if write:
+            store.ensure_schema(con)
+        counts = sql_engine.count(con, _sql_pass_spec(spec, gx_results, config))
+        rules: list[RuleResult] = []
+        for r in spec.rules:
+            sql_checked, sql_failed = counts.checked[r.name], counts.failed[r.name]
+            checked, failed, used = sql_checked, sql_failed, "sql"
+            if engine == "gx":
+                g = gx_results.get(r.name)
+                if g is None:
+                    if gx_results:
+                        errors.append(f"{r.name}: GX returned no result")
+                elif g.error:
+                    errors.append(f"{r.name}: GX error: {g.error}")
+                else:
+                    used = "gx"
+                    failed = g.failed
+                    checked = g.checked if g.checked is not None else sql_checked
+                    if r.kind == FRESH:
+                        checked, failed = counts.rows, (0 if g.success else counts.rows)
+                    if failed != sql_failed or checked != sql_checked:
+                        errors.append(
+                            f"{r.name}: GX and SQL disagree (GX checked={checked} failed={failed},"
+                            f" SQL checked={sql_checked} failed={sql_failed}); GX may have read "
+                            "another table"
+                        )
+            rules.append(
+                RuleResult(
+                    r.name,
+                    r.dimension,
+                    r.column,
+                    r.kind,
+                    r.hard,
+                    r.soft,
+                    checked,
+                    failed,
+                    r.description,
+                    used,
+                )
+            )
+        sample = sql_engine.samples(con, spec, config.sample_per_rule, config.sample_max)
+        quarantined = 0
+        con.execute("BEGIN")
+        try:
+            if quarantine:
+                quarantined = sql_engine.replace_quarantine(
+                    con, spec, spec.object, checked_at.astimezone(dt.UTC).replace(tzinfo=None)
+                )
+            downstream = sql_engine.hard_failed_downstream(con, spec, spec.object, quarantine)
+            result = TableResult(
+                object=spec.object,
+                label=spec.label,
+                rules=rules,
+                counts=RowCounts(
+                    rows=counts.rows,
+                    failed_rows=counts.failed_rows,
+                    dim_checked=counts.dim_checked,
+                    dim_failed=counts.dim_failed,
+                    hard_failed_rows=counts.hard_failed_rows,
+                    quarantined_rows=quarantined,
+                    hard_failed_downstream=downstream,
+                ),
+                gate=config.gate,
+                samples=sample,
+                skipped=skipped,
+                errors=errors,
+                engine=engine,
+            )
+            result.seconds = time.perf_counter() - t0
+            if write:
+                store.write_run(con, result, run_id, checked_at)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            sql_engine.drop_temp(con)
+    log.info(
+        "quality %s: score %.2f%% (%d/%d rows fail, %d quarantined) -> %s in %.2fs",
+        spec.label,
+        100 * result.score,
+        counts.failed_rows,
+        counts.rows,
+        quarantined,
+        result.severity,
+        result.seconds,
+    )
+    return result
+
+
+def validate_tables(
+    warehouse: Path | str,
+    specs: list[TableSpec],
+    config: QualityConfig,
+    run_id: str | None = None,
+    engine: str = "gx",
+    write: bool = True,
+    skip_missing: bool = True,
+) -> list[TableResult]:
+    """Validate several tables in one run (same run_id/checked_at); missing tables are skipped."""
+    run_id = run_id or new_run_id()
+    checked_at = dt.datetime.now(dt.UTC)
+    out = []
+    for i, spec in enumerate(specs, 1):
+        log.info("quality: validating %s (%d/%d)", spec.label, i, len(specs))
+        try:
+            out.append(validate_table(warehouse, spec, config, run_id, checked_at, engine, write))
+        except TableMissingError:
+            if not skip_missing:
+                raise
+            log.warning("quality: %s not in the warehouse; skipped", spec.label)
+    return out
