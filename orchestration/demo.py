@@ -32,7 +32,7 @@ def prepare_demo_org(scale: str = "small", seed: int = DEMO_SEED, end: date | No
     p = paths()
     marker = p.demo_org / "truth.json"
     if marker.exists():
-        log.info("demo org already generated at %s (delete it to regenerate)", p.demo_org)
+        _catch_up(p.demo_org, end or datetime.now(UTC).date())
         return p.demo_org
     t0 = time.perf_counter()
     log.info("generating the %s demo org (seed %s) ...", scale, seed)
@@ -41,6 +41,30 @@ def prepare_demo_org(scale: str = "small", seed: int = DEMO_SEED, end: date | No
     write_landing(generate_marketing(org, seed=seed), p.landing_marketing)
     log.info("demo org written to %s in %.1fs", p.demo_org, time.perf_counter() - t0)
     return p.demo_org
+
+
+def _catch_up(org_dir: Path, today: date) -> None:
+    """Advance an existing demo org to `today`, as a real org moves on between weekly runs.
+
+    New and changed records get SystemModstamps after the last run, so the next extraction is
+    incremental and the freshness checks see current data.
+    """
+    from sandbox.org import advance, read_org, write_org
+
+    org = read_org(org_dir)
+    days = (today - org.as_of.date()).days
+    if days <= 0:
+        log.info("demo org at %s is current (as of %s)", org_dir, org.as_of.date())
+        return
+    t0 = time.perf_counter()
+    org = advance(org, days)
+    write_org(org, org_dir)
+    log.info(
+        "demo org advanced by %d day(s) to %s in %.1fs",
+        days,
+        org.as_of.date(),
+        time.perf_counter() - t0,
+    )
 
 
 @contextmanager

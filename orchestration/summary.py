@@ -41,23 +41,25 @@ def collect_summary(warehouse: Path | None = None) -> dict[str, Any]:
                 ).fetchone()[0]
         for t in _tables(con, "marts"):
             out["marts"][t] = con.execute(f'select count(*) from marts."{t}"').fetchone()[0]
-        if "results" in _tables(con, "quality"):
+        if "table_scores" in _tables(con, "quality"):
+            # overall score of the newest run: failing rows over checked rows, all tables
             row = con.execute(
                 """
                 with last_run as (
-                    select run_id from quality.results order by checked_at desc limit 1
+                    select run_id from quality.table_scores order by checked_at desc limit 1
                 )
-                select sum(checked - failed) / nullif(sum(checked), 0), count(*)
-                from quality.results where run_id = (select run_id from last_run)
+                select 1 - sum(failed_rows) / nullif(sum("rows"), 0), count(*),
+                       count(*) filter (where not passed)
+                from quality.table_scores where run_id = (select run_id from last_run)
                 """
             ).fetchone()
-            out["quality"] = {"score": row[0], "expectations": row[1]}
+            out["quality"] = {"score": row[0], "tables": row[1], "blocked": row[2]}
         if "forecasts" in _tables(con, "forecasts"):
             out["forecasts"] = con.execute(
                 """
                 select cadence, period_start, point, lo80, hi80, model
                 from forecasts.forecasts
-                where series = 'total'
+                where series_key = 'total'
                   and as_of = (select max(as_of) from forecasts.forecasts f2
                                where f2.cadence = forecasts.cadence)
                 qualify row_number() over (partition by cadence order by period_start) <= 3
@@ -68,9 +70,7 @@ def collect_summary(warehouse: Path | None = None) -> dict[str, Any]:
         con.close()
     export_root = p.exports / "forecasts"
     if export_root.exists():
-        out["exports"] = sorted(
-            str(d) for d in export_root.glob("*/*") if d.is_dir() and d.name != "latest"
-        )
+        out["exports"] = sorted(str(d) for d in export_root.glob("*/*/v*") if d.is_dir())
     return out
 
 
@@ -93,11 +93,12 @@ def print_summary(result: Any, elapsed_s: float) -> None:  # noqa: T201 - CLI ou
             lines.append(f"  {name:<45} {n:>10,}")
     q = s["quality"]
     if q and q["score"] is not None:
-        verdict = "PASS" if q["score"] >= 0.98 else "BLOCKED"
+        verdict = "PASS" if not q["blocked"] else f"BLOCKED on {q['blocked']} table(s)"
         lines.append(
-            f"Data quality: {q['score']:.2%} over {q['expectations']} expectations "
-            f"(gate 98%: {verdict}); report: {p.reports / 'data_quality' / 'latest.html'}"
+            f"Data quality: {q['score']:.2%} of rows pass across {q['tables']} tables "
+            f"(gate 98% per table: {verdict})"
         )
+        lines.append(f"  report: {p.reports / 'data_quality' / 'latest.html'}")
     if s["forecasts"]:
         lines.append("Next forecast values (total bookings, USD):")
         for cadence, start, point, lo80, hi80, model in s["forecasts"]:

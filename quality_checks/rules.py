@@ -201,6 +201,8 @@ def lit(value: object) -> str:
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dt.datetime) and value.tzinfo is None:  # naive = UTC wall time
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
     if isinstance(value, dt.datetime):
         return f"TIMESTAMPTZ '{value.astimezone(dt.UTC).isoformat(sep=' ')}'"
     if isinstance(value, dt.date):
@@ -352,8 +354,19 @@ def custom(
     )
 
 
-def freshness(table: str, col: str, api: str, threshold: dt.datetime, qualified: str, live: str):
-    """Table-level: max(col) >= threshold. Row-weighted: when stale, every row fails it."""
+def freshness(
+    table: str, col: str, api: str, threshold: dt.datetime | dt.date, qualified: str, live: str
+):
+    """Table-level: max(col) >= threshold. Row-weighted: when stale, every row fails it.
+
+    `threshold` must be of the column's Python type (GX compares the column's max with it in
+    Python): tz-aware for TIMESTAMPTZ, naive UTC for TIMESTAMP, a date for DATE columns.
+    """
+    shown = (
+        threshold.isoformat(timespec="minutes")
+        if isinstance(threshold, dt.datetime)
+        else threshold.isoformat()
+    )
     return Rule(
         name=f"{table}.{col}.fresh",
         dimension=FRESHNESS,
@@ -365,7 +378,7 @@ def freshness(table: str, col: str, api: str, threshold: dt.datetime, qualified:
         ),
         gx_args={"min_value": threshold},
         reason_sql=lit(f"newest {api} older than {threshold.isoformat()}"),
-        description=f"max({api}) >= {threshold.isoformat(timespec='minutes')}",
+        description=f"max({api}) >= {shown}",
     )
 
 
@@ -516,7 +529,7 @@ def marketing_specs(config: QualityConfig, schema: str = "marketing") -> list[Ta
             "ad_spend",
             "date",
             "ad_spend.date",
-            as_of - config.freshness_max_age - dt.timedelta(days=1),
+            (as_of - config.freshness_max_age - dt.timedelta(days=1)).astimezone(dt.UTC).date(),
             ad_q,
             "true",
         )
@@ -542,7 +555,8 @@ def marketing_specs(config: QualityConfig, schema: str = "marketing") -> list[Ta
             "touchpoints",
             "occurred_at",
             "touchpoints.occurred_at",
-            as_of - config.freshness_max_age,
+            # occurred_at is stored as naive UTC TIMESTAMP by the marketing loader
+            (as_of - config.freshness_max_age).astimezone(dt.UTC).replace(tzinfo=None),
             tp_q,
             "true",
         ),
