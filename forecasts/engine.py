@@ -1,0 +1,382 @@
+"""Forecast as of D: candidates, rolling-origin selection, reconciliation.
+
+`forecast_as_of(history, as_of, cadence)` only ever looks at what was known at `as_of`:
+the bookings series come from opportunity states at D (`series.bookings_as_of`), the pipeline
+from open opportunities at D. Its backtest calls the same candidate code at earlier origins
+D-1 .. D-B periods and scores them against actuals known at D, then picks per series and horizon
+band the candidate with the lowest WAPE. The published table is the picked forecasts, reconciled
+proportionally so segments and regions each sum to the total.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from forecasts import metrics
+from forecasts.models import (
+    ARIMA_ORDERS,
+    ETS_CONFIGS,
+    SARIMA_SEASONAL,
+    arima,
+    ets,
+    seasonal_naive,
+)
+from forecasts.periods import (
+    CADENCE_FREQ,
+    as_of_timestamp,
+    next_periods,
+    period_end,
+    period_start,
+)
+from forecasts.pipeline import calibrate, expected_bookings, pipeline_forecast
+from forecasts.series import (
+    TOTAL,
+    actuals_table,
+    bookings_as_of,
+    build_series,
+    parse_key,
+    reconcile,
+)
+from forecasts.threads import single_threaded_blas
+from sandbox.schema import REGIONS, SEGMENTS
+
+log = logging.getLogger(__name__)
+
+CANDIDATES = ("snaive", "ets", "arima", "pipeline", "combo")
+VALUE_COLS = ["point", "lo80", "hi80", "lo95", "hi95"]
+MIN_TRAIN_PERIODS = 8
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    cadence: str
+    horizon: int
+    pipeline_horizon: int
+    backtest_origins: int
+    calibration_origins: int
+    bands: tuple[tuple[int, int], ...]
+    ets_configs: tuple = ETS_CONFIGS
+    arima_orders: tuple = ARIMA_ORDERS
+    seasonal_orders: tuple = SARIMA_SEASONAL
+    segments: tuple[str, ...] = tuple(SEGMENTS)
+    regions: tuple[str, ...] = tuple(REGIONS)
+    history_start: str | None = None  # first period of the series (default: first booking)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def freq(self) -> str:
+        return CADENCE_FREQ[self.cadence]
+
+    def band(self, h: int) -> tuple[int, int]:
+        for lo, hi in self.bands:
+            if lo <= h <= hi:
+                return (lo, hi)
+        return self.bands[-1]
+
+
+CONFIGS: dict[str, EngineConfig] = {
+    "weekly": EngineConfig(
+        "weekly",
+        horizon=13,
+        pipeline_horizon=13,
+        backtest_origins=8,
+        calibration_origins=8,
+        bands=((1, 4), (5, 8), (9, 13)),
+    ),
+    "monthly": EngineConfig(
+        "monthly",
+        horizon=6,
+        pipeline_horizon=3,
+        backtest_origins=6,
+        calibration_origins=8,
+        bands=((1, 1), (2, 3), (4, 6)),
+    ),
+}
+
+
+# SALESOPS_FORECAST_PROFILE=fast: smaller grids and fewer backtest origins (demo, CI, laptops);
+# roughly 4x faster, same code path.
+FAST = {
+    "backtest_origins": 3,
+    "calibration_origins": 6,
+    "ets_configs": (("add", True, None), (None, False, "add"), ("add", True, "add")),
+    "arima_orders": ((1, 0, 0), (0, 0, 1)),
+}
+PROFILES = {"full": {}, "fast": FAST}
+
+
+def get_config(cadence: str, **overrides) -> EngineConfig:
+    """The cadence's configuration, with the SALESOPS_FORECAST_PROFILE profile ("full", the
+    default, or "fast") and then `overrides` applied."""
+    if cadence not in CONFIGS:
+        raise ValueError(f"cadence must be one of {sorted(CONFIGS)}, got {cadence!r}")
+    profile = os.environ.get("SALESOPS_FORECAST_PROFILE", "full")
+    if profile not in PROFILES:
+        raise ValueError(
+            f"SALESOPS_FORECAST_PROFILE must be one of {sorted(PROFILES)}, got {profile!r}"
+        )
+    return replace(CONFIGS[cadence], **(PROFILES[profile] | overrides))
+
+
+@dataclass
+class ForecastRun:
+    as_of: pd.Timestamp
+    cadence: str
+    forecast: pd.DataFrame  # published, reconciled
+    candidates: pd.DataFrame  # every candidate at as_of
+    backtest: pd.DataFrame  # candidate records at earlier origins with actuals
+    selection: pd.DataFrame  # series_key, band, model, wape
+    history_series: dict[str, pd.Series]
+    timings: dict[str, float]
+
+    def accuracy(self) -> pd.DataFrame:
+        """Backtest accuracy max(0, 1 - WAPE) of the selected forecasts per series and horizon."""
+        if self.backtest.empty:
+            return pd.DataFrame(columns=["series_key", "horizon", "wape", "accuracy", "n"])
+        sel = self.backtest.merge(
+            self.selection[["series_key", "band_lo", "band_hi", "model"]],
+            on=["series_key", "model"],
+        )
+        sel = sel[(sel["horizon"] >= sel["band_lo"]) & (sel["horizon"] <= sel["band_hi"])]
+        rows = []
+        for (k, h), g in sel.groupby(["series_key", "horizon"]):
+            w = metrics.wape(g["actual"], g["point"])
+            rows.append(
+                {"series_key": k, "horizon": int(h), "wape": w, "accuracy": 1 - w, "n": len(g)}
+            )
+        return pd.DataFrame(rows)
+
+
+class _Cache:
+    """Per-run memo of pipeline expectations by origin (several origins share them)."""
+
+    def __init__(self, history: pd.DataFrame, cfg: EngineConfig):
+        self.history, self.cfg, self.expected = history, cfg, {}
+
+    def expected_at(self, origin: pd.Timestamp) -> pd.DataFrame:
+        if origin not in self.expected:
+            self.expected[origin] = expected_bookings(
+                self.history, origin, self.cfg.freq, self.cfg.pipeline_horizon
+            ).assign(origin=origin)
+        return self.expected[origin]
+
+
+def _shift(origin: pd.Timestamp, k: int, freq: str) -> pd.Timestamp:
+    """Period start k periods before (k>0) the period containing `origin`."""
+    p = period_start(origin, freq)
+    if freq == "W":
+        return p - pd.Timedelta(weeks=k)
+    return (p - pd.DateOffset(months=k)).normalize()
+
+
+def candidate_forecasts(
+    history: pd.DataFrame, as_of, cfg: EngineConfig, cache: _Cache | None = None
+) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Every candidate model's forecast for the `cfg.horizon` periods from the period of
+    `as_of`, using only data known at `as_of`."""
+    d = as_of_timestamp(as_of)
+    freq, H = cfg.freq, cfg.horizon
+    cache = cache or _Cache(history, cfg)
+    bookings = bookings_as_of(history, d)
+    series = build_series(
+        bookings,
+        freq,
+        d,
+        start=cfg.history_start,
+        segments=list(cfg.segments),
+        regions=list(cfg.regions),
+    )
+    frames = []
+    for key, y in series.items():
+        if len(y) < MIN_TRAIN_PERIODS:
+            raise ValueError(
+                f"only {len(y)} {cfg.cadence} periods of bookings known at {d.date()} for "
+                f"{key}; need at least {MIN_TRAIN_PERIODS} to forecast"
+            )
+        for fc in (
+            seasonal_naive(y, H, freq),
+            ets(y, H, freq, configs=cfg.ets_configs),
+            arima(y, H, freq, orders=cfg.arima_orders, seasonal_orders=cfg.seasonal_orders),
+        ):
+            frames.append(fc.frame().assign(series_key=key))
+    stat = pd.concat(frames, ignore_index=True)
+    # pipeline: expectation at D, calibrated at earlier origins whose targets are complete at D
+    pipe = pd.DataFrame()
+    if cfg.pipeline_horizon > 0:
+        exp_now = cache.expected_at(d)
+        past = []
+        for h in range(1, cfg.pipeline_horizon + 1):
+            for k in range(h, h + cfg.calibration_origins):
+                e = cache.expected_at(_shift(d, k, freq))
+                past.append(e[e["horizon"] == h])
+        actual = actuals_table(bookings, freq, d)
+        cal = calibrate(pd.concat(past, ignore_index=True), actual)
+        pipe = pipeline_forecast(exp_now, cal)
+        pipe = pipe.drop(columns=["expected", "ratio"])
+    # combo: mean of ets, arima and (where available) pipeline, bounds averaged likewise
+    parts = pd.concat([stat[stat["model"].isin(["ets", "arima"])], pipe], ignore_index=True)
+    combo = (
+        parts.groupby(["series_key", "horizon", "period_start"], as_index=False)[VALUE_COLS]
+        .mean()
+        .assign(model="combo")
+    )
+    out = pd.concat([stat, pipe, combo], ignore_index=True)
+    out["period_start"] = pd.to_datetime(out["period_start"])
+    return out[["series_key", "horizon", "period_start", "model", *VALUE_COLS]], series
+
+
+def select_models(backtest: pd.DataFrame, cfg: EngineConfig, keys) -> pd.DataFrame:
+    """Per series and horizon band, the candidate with the lowest backtest WAPE (ties and
+    unscored bands go to the simpler model / the previous band's pick; default "ets")."""
+    rows = []
+    for key in keys:
+        prev = "ets"
+        for lo, hi in cfg.bands:
+            g = backtest[(backtest["series_key"] == key) & backtest["horizon"].between(lo, hi)]
+            best, best_w = prev, float("inf")
+            scores = {}
+            for model in CANDIDATES:
+                gm = g[g["model"] == model]
+                # a model must cover every scored (origin, horizon) of the band to compete
+                if gm.empty or len(gm) < len(g[g["model"] == "snaive"]):
+                    continue
+                w = metrics.wape(gm["actual"], gm["point"])
+                scores[model] = w
+                if np.isfinite(w) and w < best_w - 1e-12:
+                    best, best_w = model, w
+            rows.append(
+                {
+                    "series_key": key,
+                    "band_lo": lo,
+                    "band_hi": hi,
+                    "model": best,
+                    "wape": best_w if np.isfinite(best_w) else np.nan,
+                    "n": int(len(g[g["model"] == best])),
+                    "scores": scores,
+                }
+            )
+            prev = best
+    return pd.DataFrame(rows)
+
+
+def forecast_as_of(
+    history: pd.DataFrame, as_of, cadence: str, config: EngineConfig | None = None
+) -> ForecastRun:
+    """Publishable forecast at `as_of` (see module docstring). `history` must have gone through
+    `series.prepare_history`."""
+    cfg = config or get_config(cadence)
+    with single_threaded_blas():
+        return _forecast_as_of(history, as_of, cfg)
+
+
+def _forecast_as_of(history: pd.DataFrame, as_of, cfg: EngineConfig) -> ForecastRun:
+    d = as_of_timestamp(as_of)
+    freq = cfg.freq
+    cache = _Cache(history, cfg)
+    t0 = time.monotonic()
+    cands, series = candidate_forecasts(history, d, cfg, cache)
+    t_fit = time.monotonic() - t0
+    # rolling-origin backtest: same code at earlier origins, actuals as known at D
+    actual = actuals_table(bookings_as_of(history, d), freq, d)
+    recs = []
+    for k in range(1, cfg.backtest_origins + 1):
+        origin = _shift(d, k, freq)
+        try:
+            c, _ = candidate_forecasts(history, origin, cfg, cache)
+        except ValueError as exc:
+            log.info("backtest origin %s skipped: %s", origin.date(), exc)
+            continue
+        c = c.merge(actual, on=["series_key", "period_start"], how="inner").assign(origin=origin)
+        recs.append(c)
+        log.info(
+            "%s backtest origin %d/%d (%s) done, %.1fs",
+            cfg.cadence,
+            k,
+            cfg.backtest_origins,
+            origin.date(),
+            time.monotonic() - t0,
+        )
+    backtest = (
+        pd.concat(recs, ignore_index=True)
+        if recs
+        else pd.DataFrame(columns=[*cands.columns, "actual", "origin"])
+    )
+    t_bt = time.monotonic() - t0 - t_fit
+    selection = select_models(backtest, cfg, list(series))
+    picked = _apply_selection(cands, selection, cfg)
+    shares = _shares(series)
+    published = reconcile(picked, VALUE_COLS, fallback_share=shares)
+    published = _decorate(published, d, cfg)
+    return ForecastRun(
+        d,
+        cfg.cadence,
+        published,
+        cands,
+        backtest,
+        selection,
+        series,
+        {"fit_s": t_fit, "backtest_s": t_bt, "total_s": time.monotonic() - t0},
+    )
+
+
+def _apply_selection(cands: pd.DataFrame, selection: pd.DataFrame, cfg: EngineConfig):
+    want = []
+    for r in selection.itertuples(index=False):
+        for h in range(r.band_lo, r.band_hi + 1):
+            want.append((r.series_key, h, r.model))
+    w = pd.DataFrame(want, columns=["series_key", "horizon", "model"])
+    picked = cands.merge(w, on=["series_key", "horizon", "model"], how="inner")
+    # horizons whose picked model has no forecast (pipeline beyond its horizon) fall back to ets
+    missing = w.merge(
+        picked[["series_key", "horizon"]], how="left", indicator=True, on=["series_key", "horizon"]
+    )
+    missing = missing[missing["_merge"] == "left_only"][["series_key", "horizon"]]
+    if len(missing):
+        fb = cands[cands["model"] == "ets"].merge(missing, on=["series_key", "horizon"])
+        picked = pd.concat([picked, fb], ignore_index=True)
+    return picked.sort_values(["series_key", "horizon"]).reset_index(drop=True)
+
+
+def _shares(series: dict[str, pd.Series], last: int = 12) -> dict[str, float]:
+    tot = float(series[TOTAL].iloc[-last:].sum())
+    return {
+        k: (float(s.iloc[-last:].sum()) / tot if tot > 0 else 0.0)
+        for k, s in series.items()
+        if k != TOTAL
+    }
+
+
+def _decorate(t: pd.DataFrame, as_of: pd.Timestamp, cfg: EngineConfig) -> pd.DataFrame:
+    seg_reg = t["series_key"].map(parse_key)
+    t = t.assign(
+        as_of=as_of.normalize(),
+        cadence=cfg.cadence,
+        segment=[s for s, _ in seg_reg],
+        region=[r for _, r in seg_reg],
+        period_end=period_end(t["period_start"], cfg.freq),
+    )
+    return t[
+        [
+            "as_of",
+            "cadence",
+            "series_key",
+            "segment",
+            "region",
+            "horizon",
+            "period_start",
+            "period_end",
+            "model",
+            *VALUE_COLS,
+        ]
+    ]
+
+
+def target_periods(as_of, cadence: str, horizon: int) -> pd.DatetimeIndex:
+    freq = CADENCE_FREQ[cadence]
+    return next_periods(period_start(as_of, freq) - pd.Timedelta(days=1), horizon, freq)
