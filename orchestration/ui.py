@@ -21,18 +21,8 @@ log = logging.getLogger("salesops.ui")
 
 
 def dagster_dev_command(host: str, port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-h",
-        host,
-        "-p",
-        str(port),
-        "-m",
-        "orchestration.definitions",
-    ]
+    # No -m: `dagster dev` reads [tool.dagster] in pyproject.toml (module and location name).
+    return [sys.executable, "-m", "dagster", "dev", "-h", host, "-p", str(port)]
 
 
 def main(argv: list[str] | None = None) -> int:
