@@ -81,7 +81,7 @@ class Field:
 class SObject:
     name: str
     fields: tuple[Field, ...]
-    # Objects Salesforce never soft-deletes have no IsDeleted field (User, UserRole, currency tables).
+    # Objects Salesforce never soft-deletes have no IsDeleted field (User, UserRole, currencies).
     deletable: bool = True
     # Fields the marts need; extraction fails with a clear error if describe lacks one.
     required: tuple[str, ...] = field(default=())
@@ -376,13 +376,11 @@ def snake(name: str) -> str:
     """The column name dlt's default naming convention gives a Salesforce API name."""
     out: list[str] = []
     for i, ch in enumerate(name):
-        if (
-            ch.isupper()
-            and i > 0
-            and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower()))
+        word_start = ch.isupper() and i > 0 and name[i - 1] != "_"
+        if word_start and (
+            not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())
         ):
-            if name[i - 1] != "_":
-                out.append("_")
+            out.append("_")
         out.append(ch.lower())
     s = "".join(out)
     while "__" in s:

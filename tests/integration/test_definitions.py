@@ -1,4 +1,4 @@
-"""The assembled Definitions load, validate with Dagster's CLI, and match the README's asset graph."""
+"""The assembled Definitions load, pass `dagster definitions validate`, match the README graph."""
 
 from __future__ import annotations
 
