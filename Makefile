@@ -7,6 +7,7 @@ STAMP := $(VENV)/.salesops-installed
 export SALESOPS_HOME ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(SALESOPS_HOME)/dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DBT_VERSION_CHECK := false
 export DO_NOT_TRACK := 1
 export RUNTIME__DLTHUB_TELEMETRY := false
 export DBT_PROFILES_DIR := $(CURDIR)/dbt_project

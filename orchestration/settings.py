@@ -13,6 +13,7 @@ from pathlib import Path
 # Offline by default: nothing in a run may phone home.
 OFFLINE_ENV = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DBT_VERSION_CHECK": "false",  # `dbt --version` otherwise asks PyPI for the latest release
     "DO_NOT_TRACK": "1",
     "RUNTIME__DLTHUB_TELEMETRY": "false",
     "DAGSTER_DISABLE_TELEMETRY": "1",

@@ -5,9 +5,12 @@ No `from __future__ import annotations` here: Dagster inspects the context type 
 
 import functools
 import os
+from functools import cached_property
+from importlib.metadata import version as installed_version
 
 from dagster import AssetExecutionContext, AssetsDefinition
 from dagster_dbt import DbtCliResource, dbt_assets
+from packaging import version as pkg_version
 
 from assets.dbt.project import (
     MANIFEST_PATH,
@@ -22,9 +25,22 @@ DBT_RESOURCE_KEY = "dbt"
 DBT_ASSETS_NAME = "salesops_dbt_assets"
 
 
+class OfflineDbtCliResource(DbtCliResource):
+    """DbtCliResource that learns dbt's version without running `dbt --version`.
+
+    dagster-dbt asks the CLI for its version with `dbt --version`, and that command always asks
+    PyPI for the latest release (one network call per run, even with DBT_VERSION_CHECK=false).
+    salesops runs offline, so read the version of the installed dbt-core package instead.
+    """
+
+    @cached_property
+    def _cli_version(self) -> pkg_version.Version:
+        return pkg_version.parse(installed_version("dbt-core"))
+
+
 def dbt_resource() -> DbtCliResource:
     """The dbt CLI resource pointing at dbt_project/ with the venv's dbt executable."""
-    return DbtCliResource(
+    return OfflineDbtCliResource(
         project_dir=str(PROJECT_DIR),
         profiles_dir=str(PROFILES_DIR),
         dbt_executable=dbt_executable(),
