@@ -1,0 +1,1 @@
+"""Extraction and Python-built assets: one package per source (`assets.salesforce`, ...)."""
