@@ -1369,54 +1369,6 @@ class _Gen:
             n,
         )
 
-    def _lead_progress(self, lead: pa.Table, touched: np.ndarray) -> None:
-        """Recent leads reach MQL / SQL in the window with the planted funnel probabilities and
-        delays (conditional on not having done so by the old as_of)."""
-        rng = self.rng
-        n = lead.num_rows
-        code = _codes(lead["Status"], ["Open", "Working", "MQL", "SQL"])
-        eligible = ~lead["IsDeleted"].to_numpy() & ~_isin(lead["Id"], self.defect_ids)
-        eligible[touched] = False
-        created = _days(lead["CreatedDate"])
-        mql_day = _days(lead["MQL_Date__c"]) + 0.5
-
-        def hazard(p: float, mean: float, since: np.ndarray) -> np.ndarray:
-            f0 = 1 - np.exp(-np.maximum(self.t0 - since, 0) / mean)
-            f1 = 1 - np.exp(-np.maximum(self.t1 - since, 0) / mean)
-            return p * (f1 - f0) / np.maximum(1 - p * f0, 1e-9)
-
-        with np.errstate(invalid="ignore"):
-            to_mql = eligible & (code >= 0) & (code <= 1) & (created > self.t0 - 60)
-            to_mql &= rng.random(n) < hazard(T.LEAD_P_MQL, T.LEAD_DAYS_TO_MQL, created)
-            to_sql = eligible & (code == 2) & (mql_day > self.t0 - 90)
-            to_sql &= rng.random(n) < hazard(T.LEAD_P_SQL, T.LEAD_DAYS_TO_SQL, mql_day)
-        t = self.lo + rng.random(n) * (self.hi - self.lo)
-        t = np.maximum(t, np.minimum(_days(lead["SystemModstamp"]) + 1e-6, self.hi))
-        m_rows, s_rows = np.flatnonzero(to_mql), np.flatnonzero(to_sql)
-        lead = _update(
-            lead,
-            m_rows,
-            {
-                "Status": pa.array(["MQL"] * len(m_rows)),
-                "MQL_Date__c": _date(t[m_rows]),
-                "LastModifiedDate": _ts(t[m_rows]),
-                "SystemModstamp": _ts(t[m_rows]),
-            },
-        )
-        lead = _update(
-            lead,
-            s_rows,
-            {
-                "Status": pa.array(["SQL"] * len(s_rows)),
-                "SQL_Date__c": _date(t[s_rows]),
-                "LastModifiedDate": _ts(t[s_rows]),
-                "SystemModstamp": _ts(t[s_rows]),
-            },
-        )
-        self._count("Lead", "changed", len(m_rows) + len(s_rows))
-        self.t["Lead"] = lead
-
-    # ------------------------------------------------------------------ activities
     def activities(self) -> None:
         rng, o, L = self.rng, self.opp, self.lead
         n_act = self.n["activities"]
