@@ -20,8 +20,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "[setup] installing salesops and its pinned dependencies into $(VENV) (first time ~1 min)"
-	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@$(BIN)/python -m pip install -q --upgrade pip > $(VENV)/pip-install.log 2>&1 \
+		|| { cat $(VENV)/pip-install.log; exit 1; }
+	@$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' >> $(VENV)/pip-install.log 2>&1 \
+		|| { tail -50 $(VENV)/pip-install.log; echo "[setup] install failed: full log in $(VENV)/pip-install.log"; exit 1; }
 	@touch $(STAMP)
 
 manifest: setup
