@@ -363,7 +363,7 @@ of the marts by dbt staging.</p>
 
 
 def write_report(warehouse: Path | str, reports_dir: Path | str, run_id: str | None = None) -> Path:
-    """Render from the warehouse's quality schema; write `<ts>.html` and `latest.html`."""
+    """Render from the warehouse's quality schema; write `<day>_<run>.html` and `latest.html`."""
     from quality_checks import store
 
     with store.connect(warehouse) as con:
@@ -371,8 +371,9 @@ def write_report(warehouse: Path | str, reports_dir: Path | str, run_id: str | N
     text = render_report(data)
     out_dir = Path(reports_dir) / "data_quality"
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp_src = data.runs[-1]["checked_at"] if data.runs else data.generated_at
-    stamp = stamp_src.strftime("%Y%m%dT%H%M%SZ")
+    # One file per run (every check of the run re-renders the same file), named by day and run.
+    last = data.runs[-1] if data.runs else {"checked_at": data.generated_at, "run_id": "none"}
+    stamp = f"{last['checked_at'].strftime('%Y%m%d')}_{str(last['run_id'])[:8]}"
     path = out_dir / f"{stamp}.html"
     for target in (path, out_dir / "latest.html"):
         tmp = target.with_suffix(".html.tmp")
