@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from orchestration.settings import paths
+from orchestration.settings import configure_cli_logging, paths
 
 log = logging.getLogger("salesops.demo")
 
@@ -100,7 +100,13 @@ def run_pipeline(job_name: str = "weekly_pipeline", partition_key: str | None = 
     job = defs.resolve_job_def(job_name)
     key = partition_key or default_partition_key(job_name, datetime.now(UTC))
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=key,
+            raise_on_error=False,
+            # progress and warnings on the console; every event stays in the run log (make ui)
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
     return result
 
 
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", default="weekly_pipeline")
     parser.add_argument("--partition", default=None, help="as-of partition key (default: latest)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s")
+    configure_cli_logging()
 
     from orchestration.summary import print_summary
 

@@ -79,3 +79,26 @@ def salesops_home() -> Path:
 def paths() -> Paths:
     """Paths under the current SALESOPS_HOME (read at call time, never cached)."""
     return Paths(salesops_home())
+
+
+# Our packages log progress at INFO; third-party libraries only say warnings and errors.
+PROJECT_LOGGERS = (
+    "salesops",
+    "orchestration",
+    "sandbox",
+    "assets",
+    "quality_checks",
+    "forecasts",
+    "reports",
+)
+
+
+def configure_cli_logging(fmt: str = "%(asctime)s [%(name)s] %(message)s") -> None:
+    """Logging for the project's command-line entry points (demo, ui, manifest, docs)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format=fmt)
+    for name in PROJECT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+    # Great Expectations sets its own INFO level on import; keep its chatter out.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)

@@ -15,7 +15,7 @@ import sys
 
 from orchestration.demo import prepare_demo_org, sandbox_salesforce
 from orchestration.instance import ensure_dagster_home
-from orchestration.settings import PROJECT_ROOT
+from orchestration.settings import PROJECT_ROOT, configure_cli_logging
 
 log = logging.getLogger("salesops.ui")
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("SALESOPS_UI_PORT", 3000)))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s")
+    configure_cli_logging()
     ensure_dagster_home()
     cmd = dagster_dev_command(args.host, args.port)
     log.info("Dagster UI: http://%s:%s  (Ctrl-C to stop)", args.host, args.port)
