@@ -263,6 +263,7 @@ def main() -> int:
         "RUNTIME__DLTHUB_TELEMETRY": "false",
         "DO_NOT_TRACK": "1",
     }
+    load_before = os.getloadavg()
     print(f"[bench] {args.rows:,} {OBJECT} records; workdir {work}", flush=True)
     results: dict[str, dict] = {}
     emu = Emulator(args.rows)
@@ -311,6 +312,11 @@ def main() -> int:
     small = results["full_small"]
     print()
     print(f"Salesforce extract benchmark: {args.rows:,} {OBJECT} records via the HTTPS emulator")
+    load_after = os.getloadavg()
+    print(
+        f"load average (1/5/15 min) at start {'/'.join(f'{x:.1f}' for x in load_before)}, "
+        f"at end {'/'.join(f'{x:.1f}' for x in load_after)} on {os.cpu_count()} cores"
+    )
     print(f"{'step':<34}{'seconds':>9}{'rows':>11}{'rows/s':>10}{'peak RSS MB':>13}")
 
     def line(name: str, r: dict) -> None:

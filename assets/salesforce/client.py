@@ -11,10 +11,11 @@ Hot-path requests (query pages, describe, bulk jobs) go through `SalesforceClien
 place with the resilience policy: re-login once per INVALID_SESSION_ID (401) and replay the same
 URL (a REST `nextRecordsUrl` survives a new session), bounded exponential backoff on 5xx, 429,
 connection errors, timeouts and truncated bodies, and an immediate, clear stop on
-REQUEST_LIMIT_EXCEEDED (retrying would only burn more of the org's daily API budget). Pages are
-parsed with orjson into plain dicts (simple-salesforce's OrderedDict parsing is several times
-slower). Secrets (password, security token, client id/secret, access token) are redacted from
-every message this module produces.
+REQUEST_LIMIT_EXCEEDED (retrying would only burn more of the org's daily API budget). Query
+pages are parsed in the read-ahead thread, by a caller-given parser (the extraction reads them
+straight into Arrow) or with orjson into plain dicts (simple-salesforce's OrderedDict parsing is
+several times slower). Secrets (password, security token, client id/secret, access token) are
+redacted from every message this module produces.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -318,7 +319,14 @@ class SalesforceClient:
         return self._send(method, url, raw=True, **kwargs)
 
     def _send(
-        self, method: str, url: str, *, auth: bool = True, raw: bool = False, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        auth: bool = True,
+        raw: bool = False,
+        parse: Callable[[bytes], Any] | None = None,
+        **kwargs: Any,
     ) -> Any:
         if auth:
             self._ensure_login()
@@ -349,6 +357,13 @@ class SalesforceClient:
             if status < 300:
                 if raw:
                     return resp.content, resp.headers
+                if parse is not None:  # raises orjson.JSONDecodeError on an invalid body
+                    try:
+                        return parse(resp.content)
+                    except orjson.JSONDecodeError:
+                        last = "truncated or invalid JSON body"
+                        attempt = self._backoff(attempt, where, last)
+                        continue
                 if not resp.content:
                     return {}
                 try:
@@ -432,29 +447,50 @@ class SalesforceClient:
     def query_pages(
         self, soql: str, include_deleted: bool, batch_size: int = 2000
     ) -> Iterator[list[dict]]:
-        """Yield the records of each REST page (queryAll when include_deleted).
+        """Yield the records (dicts) of each REST page (queryAll when include_deleted)."""
+
+        def parse(data: bytes) -> tuple[list[dict], bool, str | None]:
+            body = orjson.loads(data) if data else {}
+            nxt = body.get("nextRecordsUrl")
+            return body.get("records", []), bool(body.get("done", True)) or not nxt, nxt
+
+        yield from self.query_pages_parsed(soql, include_deleted, parse, batch_size)
+
+    def query_pages_parsed(
+        self,
+        soql: str,
+        include_deleted: bool,
+        parse: Callable[[bytes], Any],
+        batch_size: int = 2000,
+    ) -> Iterator[Any]:
+        """Yield each REST page as `parse(body)` gives it (queryAll when include_deleted).
+
+        `parse(body bytes)` returns (payload, done, nextRecordsUrl) and raises
+        orjson.JSONDecodeError on an invalid body (retried like a truncated response); the
+        payloads are yielded.
 
         The next page is requested in a background thread as soon as its nextRecordsUrl is
-        known, so the server prepares page k+1 while the caller converts and writes page k.
-        Only one request is ever in flight (the session is never used concurrently).
+        known, and parsed there too, so the server prepares (and we parse) page k+1 while the
+        caller writes page k. Only one request is ever in flight (the session is never used
+        concurrently).
         """
         endpoint = "queryAll" if include_deleted else "query"
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"}
         with _Prefetcher() as pre:
             fut = pre.submit(
-                self.request,
+                self._send,
                 "GET",
                 f"{self.base_url}/{endpoint}",
                 params={"q": soql},
                 headers=headers,
+                parse=parse,
             )
             while True:
-                body = fut.result()
-                nxt = body.get("nextRecordsUrl")
-                done = body.get("done", True) or not nxt
+                payload, done, nxt = fut.result()
+                done = done or not nxt
                 if not done:
-                    fut = pre.submit(self.request, "GET", nxt, headers=headers)
-                yield body.get("records", [])
+                    fut = pre.submit(self._send, "GET", nxt, headers=headers, parse=parse)
+                yield payload
                 if done:
                     return
 

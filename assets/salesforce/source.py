@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import dlt
@@ -28,7 +29,7 @@ from assets.salesforce.client import (
     SalesforceApiError,
     SalesforceClient,
 )
-from assets.salesforce.convert import csv_to_arrow, records_to_arrow
+from assets.salesforce.convert import csv_to_arrow, records_to_arrow, rest_page_to_arrow
 from assets.salesforce.fields import CURSOR_FIELD, ObjectPlan
 from assets.salesforce.soql import build_count, build_select
 from sandbox.schema import snake
@@ -164,8 +165,13 @@ def object_pages(
         while True:
             soql = build_select(plan.name, plan.fields, cursor_field, since, order)
             try:
-                for records in client.query_pages(soql, plan.deletable, options.batch_size):
-                    yield records_to_arrow(records, plan)
+                parsed = getattr(client, "query_pages_parsed", None)
+                if parsed is not None:  # pages parsed straight to Arrow in the read-ahead thread
+                    parse = partial(rest_page_to_arrow, plan=plan)
+                    yield from parsed(soql, plan.deletable, parse, options.batch_size)
+                else:  # a client that only gives record dicts
+                    for records in client.query_pages(soql, plan.deletable, options.batch_size):
+                        yield records_to_arrow(records, plan)
                 return
             except QueryLocatorExpiredError:
                 if stats.restarts >= 3 or not plan.has_cursor:

@@ -100,3 +100,54 @@ def test_record_missing_a_field_gives_null():
     t = records_to_arrow(partial, PLAN)
     assert t["seats_c"].to_pylist() == [None, None]
     assert t["amount"].to_pylist() == [1200.5, None]
+
+
+# --- REST page bytes -> Arrow (fast pyarrow.json path) must equal the dict path --------------
+
+
+def _page(records: list[dict], done: bool = True, nxt: str | None = None, indent=None) -> bytes:
+    import json
+
+    body = {"totalSize": len(records), "done": done, "records": records}
+    if nxt:
+        body["nextRecordsUrl"] = nxt
+    return json.dumps(body, indent=indent).encode()
+
+
+TRICKY = [
+    {**RECORDS[0], "Name": 'quote " backslash \\ newline \n unicode é 🚀'},
+    {**RECORDS[1]},
+    {**RECORDS[0], "Id": "006C", "Seats__c": 7, "Probability": 12.5, "Amount": 3},
+]
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_rest_page_fast_path_equals_dict_path(indent):
+    from assets.salesforce.convert import rest_page_to_arrow
+
+    table, done, nxt = rest_page_to_arrow(_page(TRICKY, False, "/next/1", indent), PLAN)
+    assert (done, nxt) == (False, "/next/1")
+    expected = records_to_arrow(TRICKY, PLAN)
+    assert table.schema == expected.schema
+    assert table.to_pylist() == expected.to_pylist()
+
+
+def test_rest_page_with_number_sent_as_text_falls_back_to_same_values():
+    from assets.salesforce.convert import rest_page_to_arrow
+
+    odd = [{**RECORDS[0], "Amount": "1200.5", "Seats__c": "5"}]
+    table, done, _ = rest_page_to_arrow(_page(odd), PLAN)
+    assert done is True
+    assert table.to_pylist() == records_to_arrow(odd, PLAN).to_pylist()
+    assert table.column(PLAN.arrow_schema.names[2]).to_pylist() == [1200.5]
+
+
+def test_rest_page_empty_and_invalid_bodies():
+    import orjson
+
+    from assets.salesforce.convert import rest_page_to_arrow
+
+    empty, done, nxt = rest_page_to_arrow(_page([]), PLAN)
+    assert (empty.num_rows, done, nxt) == (0, True, None)
+    with pytest.raises(orjson.JSONDecodeError):
+        rest_page_to_arrow(b'{"done": true, "records": [{"Id": "006', PLAN)
