@@ -21,10 +21,12 @@ from sandbox.schema import (
     DATE,
     DATETIME,
     INT,
+    MARKETING_CHANNELS,
     OBJECTS,
     PERCENT,
     PICKLIST,
     REFERENCE,
+    TOUCH_TYPES,
     SObject,
     snake,
 )
@@ -68,27 +70,6 @@ FRESHNESS_OBJECTS: tuple[str, ...] = (
 )
 # Soft duplicate-person detection (same e-mail, different Id).
 DUPLICATE_PERSON_OBJECTS: tuple[str, ...] = ("Contact", "Lead")
-
-MARKETING_CHANNELS: tuple[str, ...] = (
-    "paid_search",
-    "paid_social",
-    "display",
-    "email",
-    "webinar",
-    "events",
-    "organic_search",
-    "direct",
-    "referral",
-    "partner",
-)
-TOUCH_TYPES: tuple[str, ...] = (
-    "web_visit",
-    "form_fill",
-    "webinar",
-    "ad_click",
-    "email_click",
-    "event",
-)
 
 
 @dataclass(frozen=True)

@@ -21,22 +21,13 @@ import pyarrow.parquet as pq
 
 from sandbox import truth as T
 from sandbox.org import MS_PER_DAY, Org, _days
+from sandbox.schema import MARKETING_CHANNELS
+from sandbox.schema import TOUCH_TYPES as CONTRACT_TOUCH_TYPES
 
 log = logging.getLogger(__name__)
 
-CHANNELS = [
-    "paid_search",
-    "paid_social",
-    "display",
-    "email",
-    "webinar",
-    "events",
-    "organic_search",
-    "direct",
-    "referral",
-    "partner",
-]
-TOUCH_TYPES = ["web_visit", "form_fill", "webinar", "ad_click", "email_click", "event"]
+CHANNELS = list(MARKETING_CHANNELS)
+TOUCH_TYPES = list(CONTRACT_TOUCH_TYPES)
 PAID_CHANNELS = ["paid_search", "paid_social", "display", "email", "webinar", "events", "partner"]
 FREE_CHANNELS = ["organic_search", "direct", "referral"]
 # touch type of a channel's non-final touches

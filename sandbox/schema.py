@@ -63,6 +63,29 @@ TASK_SUBTYPES = ["Call", "Email", "Task"]
 EVENT_TYPES = ["Meeting", "Demo", "Onsite"]
 CAMPAIGN_TYPES = ["Webinar", "Paid Search", "Paid Social", "Email", "Event", "Content"]
 
+# Marketing data contract (DESIGN.md): the channels and touch types landing files may use. The
+# generator, the loader and the quality checks all read these.
+MARKETING_CHANNELS: tuple[str, ...] = (
+    "paid_search",
+    "paid_social",
+    "display",
+    "email",
+    "webinar",
+    "events",
+    "organic_search",
+    "direct",
+    "referral",
+    "partner",
+)
+TOUCH_TYPES: tuple[str, ...] = (
+    "web_visit",
+    "form_fill",
+    "webinar",
+    "ad_click",
+    "email_click",
+    "event",
+)
+
 
 @dataclass(frozen=True)
 class Field:

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 
 from orchestration.settings import RAW_MARKETING_SCHEMA
+from sandbox.schema import MARKETING_CHANNELS
+from sandbox.schema import TOUCH_TYPES as CONTRACT_TOUCH_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -29,33 +31,8 @@ DEFAULT_SALT = "salesops-demo-salt"
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet",)
 
-_CONTRACT_CHANNELS = (
-    "paid_search",
-    "paid_social",
-    "display",
-    "email",
-    "webinar",
-    "events",
-    "organic_search",
-    "direct",
-    "referral",
-    "partner",
-)
-_CONTRACT_TOUCH_TYPES = ("web_visit", "form_fill", "webinar", "ad_click", "email_click", "event")
-
-
-def _vocabulary(name: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
-    """Use the generator's list when sandbox.marketing is importable, else the contract list."""
-    try:
-        import sandbox.marketing as generator  # optional: written in parallel, may be absent
-    except ImportError:
-        return fallback
-    values = getattr(generator, name, None)
-    return tuple(values) if values else fallback
-
-
-CHANNELS: tuple[str, ...] = _vocabulary("CHANNELS", _CONTRACT_CHANNELS)
-TOUCH_TYPES: tuple[str, ...] = _vocabulary("TOUCH_TYPES", _CONTRACT_TOUCH_TYPES)
+CHANNELS: tuple[str, ...] = MARKETING_CHANNELS
+TOUCH_TYPES: tuple[str, ...] = CONTRACT_TOUCH_TYPES
 
 
 @dataclass(frozen=True)
