@@ -714,27 +714,11 @@ def prepare_dbt_target(target: Path) -> None:
     (untimed) instead of paying a full parse per run. A private folder also keeps this run's
     artifacts apart from other users of dbt_project/target.
     """
-    from assets.dbt.project import PROFILES_DIR, PROJECT_DIR, dbt_env, dbt_executable
+    from assets.dbt.project import run_dbt_parse
 
     target.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [
-            dbt_executable(),
-            "parse",
-            "--project-dir",
-            str(PROJECT_DIR),
-            "--profiles-dir",
-            str(PROFILES_DIR),
-            "--target-path",
-            str(target),
-        ],
-        cwd=PROJECT_DIR,
-        env=dbt_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_dbt_parse(target)
     if proc.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
     os.environ["DBT_TARGET_PATH"] = str(target)

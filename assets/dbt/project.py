@@ -74,6 +74,27 @@ def manifest_is_stale(manifest_path: Path = MANIFEST_PATH, project_dir: Path = P
     return any(p.stat().st_mtime > built for p in project_files(project_dir))
 
 
+def run_dbt_parse(target_dir: Path) -> subprocess.CompletedProcess:
+    """`dbt parse` of the project into `target_dir` (offline env, output captured)."""
+    return subprocess.run(
+        [
+            dbt_executable(),
+            "parse",
+            "--project-dir",
+            str(PROJECT_DIR),
+            "--profiles-dir",
+            str(PROFILES_DIR),
+            "--target-path",
+            str(target_dir),
+        ],
+        cwd=PROJECT_DIR,
+        env=dbt_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def prepare_manifest(force: bool = False) -> Path:
     """Run `dbt parse` when the manifest is missing or stale; return the manifest path."""
     if not force and not manifest_is_stale():
@@ -83,23 +104,7 @@ def prepare_manifest(force: bool = False) -> Path:
     logger.info("dbt parse: preparing %s", MANIFEST_PATH)
     # dbt parse opens no database connection, but the profile still needs a valid path.
     salesops_home().mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [
-            dbt_executable(),
-            "parse",
-            "--project-dir",
-            str(PROJECT_DIR),
-            "--profiles-dir",
-            str(PROFILES_DIR),
-            "--target-path",
-            str(TARGET_DIR),
-        ],
-        cwd=PROJECT_DIR,
-        env=dbt_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_dbt_parse(TARGET_DIR)
     if result.returncode != 0 or not MANIFEST_PATH.exists():
         raise RuntimeError(
             "dbt parse failed; fix the dbt project and rerun `make manifest`.\n"
