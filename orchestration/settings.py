@@ -81,6 +81,20 @@ def paths() -> Paths:
     return Paths(salesops_home())
 
 
+# DuckDB sizes its buffer pool at 80 % of RAM by default and keeps what it took: on a shared
+# machine the pipeline's connections are capped instead (spilling to `<db>.tmp` beyond it), so the
+# run's peak memory stays bounded as the org grows. dbt's own connection has its own limit
+# (SALESOPS_DBT_MEMORY_LIMIT in dbt_project/profiles.yml).
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+
+
+def duckdb_config() -> dict[str, str]:
+    """`config=` for every `duckdb.connect` of the pipeline (SALESOPS_DUCKDB_MEMORY_LIMIT)."""
+    return {
+        "memory_limit": os.environ.get("SALESOPS_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)
+    }
+
+
 # Our packages log progress at INFO; third-party libraries only say warnings and errors.
 PROJECT_LOGGERS = (
     "salesops",
