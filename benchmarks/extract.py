@@ -1,6 +1,6 @@
 """Salesforce extraction benchmark: the floor vs our full extract+load vs an incremental run.
 
-    .venv/bin/python -m benchmarks.extract [--rows 1000000] [--small-rows 250000] [--bulk]
+    .venv/bin/python -m benchmarks.extract [--rows 1000000] [--small-rows 250000] [--bulk] [--keep]
 
 The emulator (sandbox.api) runs in its own process serving `--rows` synthetic Opportunity records
 over HTTPS. Each measured step runs in a fresh subprocess so its peak RSS is its own:
@@ -12,11 +12,19 @@ over HTTPS. Each measured step runs in a fresh subprocess so its peak RSS is its
 * incremental  after 1% of the records changed (new SystemModstamp + Amount), the next run:
                "warm" in the process that did the full run (work only), "cold" in a fresh
                process (adds ~1-2 s of library imports and dlt setup, constant in row count).
-* full (small) the same full run on `--small-rows` records: peak RSS must not grow with rows.
+* no change    (same process, right after the warm incremental run) a rerun with nothing
+               changed: the fixed cost of any run (no row loaded, no load job).
+* full (small) the same full run on `--small-rows` records: peak RSS must not grow with rows
+               beyond DuckDB's `memory_limit` (`settings.duckdb_config()`).
 * bulk         (with --bulk) the Bulk API 2.0 floor (same job, fetch + parse the CSV pages) and
                our full run through Bulk API 2.0 (what the default threshold picks for 1M rows).
 
-Targets: full <= 2x floor, incremental <= 5% of full.
+A phase table then shows where each run's time goes (`ExtractResult.phases`: imports in a fresh
+process, login, describe, setup = warehouse connection + dlt pipeline + table inspection, dlt's
+extract (with the Salesforce queries) / normalize / load, dlt's other bookkeeping, table counts,
+the final DuckDB checkpoint).
+
+Targets: full <= 2x floor (issue 9: 1.5x), incremental <= 5% of full.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import json
 import multiprocessing as mp
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -149,8 +158,11 @@ def _step_floor_bulk() -> dict:
 
 
 def _step_extract(bulk: bool) -> dict:
+    t_import = time.perf_counter()
     from assets.salesforce.load import extract_salesforce
     from assets.salesforce.source import ExtractOptions
+
+    imports = time.perf_counter() - t_import
 
     opts = ExtractOptions(bulk_threshold=1 if bulk else None, cursor_overlap_s=0)
     t0 = time.perf_counter()
@@ -162,6 +174,8 @@ def _step_extract(bulk: bool) -> dict:
         "total": r.total_rows,
         "pages": r.pages,
         "mode": r.mode,
+        "unchanged": r.rows_unchanged,
+        "phases": {"imports": round(imports, 3), **res.phases},
     }
 
 
@@ -189,6 +203,9 @@ def _child_main(step: str) -> None:
         out = _step_extract(bulk=False)
         out["peak_rss_mb"] = _peak_rss_mb()
         print("RESULT " + json.dumps(out), flush=True)
+        out = _step_extract(bulk=False)  # nothing changed since: the floor of any rerun
+        out["peak_rss_mb"] = _peak_rss_mb()
+        print("RESULT " + json.dumps(out), flush=True)
         return
     if step == "floor":
         out = _step_floor()
@@ -214,8 +231,9 @@ def run_step(step: str, env: dict[str, str]) -> dict:
     raise RuntimeError(f"step {step} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
 
-def run_full_then_incremental(env: dict[str, str], emu: Emulator) -> tuple[dict, dict, int]:
-    """Full run, then (same process, after 1% changed) the incremental run."""
+def run_full_then_incremental(env: dict[str, str], emu: Emulator) -> tuple[dict, dict, int, dict]:
+    """Full run, then (same process) the incremental run after 1% changed, then a run with
+    nothing changed."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.extract", "--child", "full-then-incremental"],
         env={**os.environ, **env},
@@ -236,8 +254,31 @@ def run_full_then_incremental(env: dict[str, str], emu: Emulator) -> tuple[dict,
     proc.stdin.write("go\n")
     proc.stdin.flush()
     inc = result()
+    idle = result()
     proc.wait()
-    return full, inc, changed
+    return full, inc, changed, idle
+
+
+PHASES = ("imports", "login", "describe", "setup", "extract", "normalize", "load", "dlt other",
+          "counts", "close")  # fmt: skip
+
+
+def print_phases(runs: dict[str, dict]) -> None:
+    """Where each run's wall time goes (`ExtractResult.phases`; "dlt other" = dlt's run minus
+    its extract/normalize/load steps: state commit, trace, package bookkeeping; "extract"
+    includes the Salesforce queries, which run inside dlt's extract step)."""
+    print("phase (s)      " + "".join(f"{name:>12}" for name in runs))
+    for phase in PHASES:
+        cells = []
+        for r in runs.values():
+            ph = r.get("phases", {})
+            if phase == "dlt other":
+                steps = sum(ph.get(k, 0.0) for k in ("extract", "normalize", "load"))
+                v = ph.get("run", 0.0) - steps if "run" in ph else None
+            else:
+                v = ph.get(phase)
+            cells.append(f"{v:>12.2f}" if v is not None else f"{'-':>12}")
+        print(f"{phase:<15}" + "".join(cells))
 
 
 def fmt(xs: list[float]) -> str:
@@ -250,6 +291,7 @@ def main() -> int:
     ap.add_argument("--small-rows", type=int, default=250_000)
     ap.add_argument("--bulk", action="store_true", help="also time the Bulk API 2.0 path")
     ap.add_argument("--repeat", type=int, default=2, help="floor/full repetitions (best of)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp workdir (DuckDB, dlt)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -270,20 +312,22 @@ def main() -> int:
     try:
         env = {**base_env, **emu.credentials}
         # floor and full alternate `--repeat` times (best of each): the machine may be shared
-        floors, fulls, warms = [], [], []
+        floors, fulls, warms, idles = [], [], [], []
         for i in range(args.repeat):
             floors.append(run_step("floor", env))
             print(f"[bench] floor #{i + 1}: {floors[-1]}", flush=True)
             home = {"SALESOPS_HOME": str(work / f"home{i}")}
-            full, warm, changed = run_full_then_incremental({**env, **home}, emu)
+            full, warm, changed, idle = run_full_then_incremental({**env, **home}, emu)
             fulls.append(full)
             warms.append({**warm, "changed": changed})
+            idles.append(idle)
             print(f"[bench] full #{i + 1}: {full}", flush=True)
             print(f"[bench] incremental (same process) #{i + 1}: {warm}", flush=True)
         env = {**env, **home}  # the cold incremental continues the last full load
         results["floor"] = min(floors, key=lambda r: r["seconds"])
         results["full"] = min(fulls, key=lambda r: r["seconds"])
         results["incremental_warm"] = min(warms, key=lambda r: r["seconds"])
+        results["unchanged_warm"] = min(idles, key=lambda r: r["seconds"])
         runs = {
             "floor": [r["seconds"] for r in floors],
             "full": [r["seconds"] for r in fulls],
@@ -328,6 +372,7 @@ def main() -> int:
     line("ours full (REST)", full)
     line(f"ours incremental, warm (1%={warm['changed']:,})", {**warm, "peak_rss_mb": None})
     line(f"ours incremental, cold (1%={inc['changed']:,})", inc)
+    line("ours rerun, nothing changed (warm)", {**results["unchanged_warm"], "peak_rss_mb": None})
     if "bulk" in results:
         line("floor, Bulk API 2.0 (fetch+CSV)", results["floor_bulk"])
         line("ours full (Bulk API 2.0)", results["bulk"])
@@ -348,11 +393,25 @@ def main() -> int:
             f"bulk full / bulk floor = {b / fb:.2f}x; "
             f"bulk full / REST floor = {b / f['seconds']:.2f}x"
         )
+    print()
+    print_phases(
+        {
+            "full": full,
+            "incr. warm": warm,
+            "incr. cold": inc,
+            "no change": results["unchanged_warm"],
+        }
+    )
+    print()
     print(
         f"peak RSS {args.small_rows:,} -> {args.rows:,} rows: {small['peak_rss_mb']:.0f} -> "
         f"{full['peak_rss_mb']:.0f} MB ({full['peak_rss_mb'] / small['peak_rss_mb']:.2f}x for "
         f"{args.rows / args.small_rows:.0f}x rows)"
     )
+    if args.keep:
+        print(f"[bench] workdir kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -106,6 +106,7 @@ def salesforce_extract(
             asset_key=asset_key(sobject),
             metadata={
                 "rows_loaded": dg.MetadataValue.int(r.rows_loaded),
+                "rows_unchanged": dg.MetadataValue.int(r.rows_unchanged),
                 "dagster/row_count": dg.MetadataValue.int(r.total_rows),
                 "total_rows": dg.MetadataValue.int(r.total_rows),
                 "deleted_rows": dg.MetadataValue.int(r.deleted_rows),

@@ -149,10 +149,47 @@ def rest_page_to_arrow(data: bytes, plan: ObjectPlan) -> RestPage:
     return pa.Table.from_arrays(arrays, schema=plan.arrow_schema), done, nxt
 
 
+@lru_cache(maxsize=64)
+def _csv_typed_options(plan: ObjectPlan) -> pacsv.ConvertOptions:
+    """CSV options parsing every column straight to its final type (no text intermediate)."""
+    return pacsv.ConvertOptions(
+        column_types={f: arrow_type(t) for f, t in zip(plan.fields, plan.types, strict=True)},
+        include_columns=list(plan.fields),
+        strings_can_be_null=True,
+        null_values=[""],
+        true_values=["true"],
+        false_values=["false"],
+        timestamp_parsers=[pacsv.ISO8601],
+    )
+
+
+_CSV_READ = pacsv.ReadOptions(block_size=1 << 24)
+_CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+
+
 def csv_to_arrow(data: bytes, plan: ObjectPlan) -> pa.Table:
-    """One Bulk API 2.0 result page (CSV with an API-name header) -> Arrow table."""
+    """One Bulk API 2.0 result page (CSV with an API-name header) -> Arrow table.
+
+    The usual page is parsed by pyarrow.csv straight into the final types (booleans `true` /
+    `false`, ISO 8601 datetimes, empty = null): 1.1-4x less CPU than text then casts. A page
+    with anything else (`TRUE`, an int written `5.0`, an offset pyarrow does not read) is read
+    as text and cast by `_coerce`, the REST path's rules, so the table is the same either way.
+    """
     if not data.strip():
         return plan.arrow_schema.empty_table()
+    try:
+        tbl = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=_CSV_READ,
+            parse_options=_CSV_PARSE,
+            convert_options=_csv_typed_options(plan),
+        )
+        return pa.Table.from_arrays(
+            [tbl.column(f).combine_chunks() for f in plan.fields], schema=plan.arrow_schema
+        )
+    except _ARROW_ERRORS:
+        pass  # the general path below says what does not fit, and where
     opts = pacsv.ConvertOptions(
         column_types={f: pa.string() for f in plan.fields},
         include_columns=list(plan.fields),
@@ -160,10 +197,7 @@ def csv_to_arrow(data: bytes, plan: ObjectPlan) -> pa.Table:
         null_values=[""],
     )
     tbl = pacsv.read_csv(
-        io.BytesIO(data),
-        read_options=pacsv.ReadOptions(block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=opts,
+        io.BytesIO(data), read_options=_CSV_READ, parse_options=_CSV_PARSE, convert_options=opts
     )
     arrays = [
         _coerce(tbl.column(f).combine_chunks(), t, f"{plan.name}.{f}")

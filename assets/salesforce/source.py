@@ -12,6 +12,7 @@ committed load put it: the rerun re-reads from there and duplicates nothing.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ from sandbox.schema import snake
 logger = logging.getLogger("salesops.salesforce")
 
 PageHook = Callable[[str, int, int], None]
+# (plan, since) -> Arrow table (id, system_modstamp) of the rows the warehouse already holds with
+# system_modstamp >= since: a re-read row found there unchanged (same Id, same stamp) is skipped
+KnownRows = Callable[[ObjectPlan, datetime], pa.Table]
 
 
 @dataclass
@@ -77,6 +81,7 @@ class ObjectStats:
     since: str | None = None
     cursor: str | None = None
     restarts: int = 0
+    skipped: int = 0  # re-read rows (cursor overlap) already in the warehouse unchanged
     fields: list[str] = field(default_factory=list)
 
 
@@ -98,6 +103,39 @@ def _max_cursor(tbl: pa.Table, current: datetime | None) -> datetime | None:
     return top if current is None or top > current else current
 
 
+def _row_keys(ids: pa.Array | pa.ChunkedArray, stamps: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """`id|microseconds` keys of (Id, SystemModstamp) pairs (one record version each)."""
+    if stamps.type.unit != "us":
+        stamps = pc.cast(stamps, pa.timestamp("us", tz=stamps.type.tz))
+    micros = pc.cast(stamps, pa.int64())
+    return pc.binary_join_element_wise(ids, pc.cast(micros, pa.string()), "|")
+
+
+def _drop_known(tbl: pa.Table, known: pa.Array, below: datetime) -> pa.Table:
+    """Rows of `tbl` minus those whose (id, system_modstamp) is in `known`; only rows stamped
+    at or below `below` (the committed cursor) can be known, the rest are kept as they are."""
+    col = snake(CURSOR_FIELD)
+    maybe = pc.fill_null(
+        pc.less_equal(tbl[col], pa.scalar(below, tbl.schema.field(col).type)), False
+    )
+    if not pc.any(maybe).as_py():
+        return tbl
+    seen = pc.and_(maybe, pc.is_in(_row_keys(tbl["id"], tbl[col]), value_set=known))
+    return tbl.filter(pc.invert(pc.fill_null(seen, False)))
+
+
+_TOTAL_SIZE = re.compile(rb'"totalSize"\s*:\s*(\d+)')
+
+
+def _rest_page_counted(data: bytes, plan: ObjectPlan, totals: list[int]) -> Any:
+    """`rest_page_to_arrow`, noting the query's totalSize (sent on every page, first in the
+    body) in `totals` once."""
+    if not totals:
+        m = _TOTAL_SIZE.search(data, 0, 4096)
+        totals.append(int(m.group(1)) if m else -1)
+    return rest_page_to_arrow(data, plan)
+
+
 def _with_row_key(tbl: pa.Table) -> pa.Table:
     """Add dlt's `_dlt_id` row key as the record Id (unique in the merged table). Supplying it
     here lets dlt import the parquet files as written instead of rewriting each one in
@@ -111,8 +149,16 @@ def object_pages(
     options: ExtractOptions,
     stats: ObjectStats,
     log: Any = None,
+    known_rows: KnownRows | None = None,
+    ensure_table: bool = True,
 ) -> Iterator[pa.Table]:
-    """Arrow pages of one object since its committed cursor; advances the cursor in dlt state."""
+    """Arrow pages of one object since its committed cursor; advances the cursor in dlt state.
+
+    `known_rows` (incremental runs): re-read rows the warehouse already holds unchanged are
+    dropped, so an object with no change yields nothing and dlt makes no load job for it (its
+    cursor stays). `ensure_table`: yield an empty typed table when nothing else was yielded,
+    so a missing table (or a new column) is created even without rows.
+    """
     log = log or logger
     state = dlt.current.resource_state()
     committed = _parse_iso(state.get("cursor"))
@@ -125,12 +171,18 @@ def object_pages(
     started = last_log = time.monotonic()
 
     use_bulk = False
-    if options.bulk_threshold is not None:
-        if options.bulk_threshold <= 0:
+    # incremental runs skip the COUNT() round trip: the first REST page says totalSize, and
+    # only a change set at/above the threshold (rare) switches to Bulk API 2.0
+    probe = False
+    threshold = options.bulk_threshold
+    if threshold is not None:
+        if threshold <= 0:
             use_bulk = True
+        elif since is not None and getattr(client, "query_pages_parsed", None) is not None:
+            probe = True
         else:
             n = client.count(build_count(plan.name, cursor_field, since), plan.deletable)
-            use_bulk = n >= options.bulk_threshold
+            use_bulk = n >= threshold
             log.info(
                 "%s: %d rows to fetch since %s -> %s",
                 plan.name,
@@ -139,40 +191,72 @@ def object_pages(
                 "Bulk API 2.0" if use_bulk else "REST",
             )
     stats.mode = "bulk" if use_bulk else "rest"
+    known: pa.Array | None = None
+    if known_rows is not None and since is not None and committed is not None:
+        got = known_rows(plan, since)
+        known = _row_keys(got["id"], got[snake(CURSOR_FIELD)]).combine_chunks()
     seen = committed
     # Ids already read whose SystemModstamp equals `seen`: a restart from `seen` (>=) skips them
     boundary: set[str] = set()
     skip_at: datetime | None = None
 
+    def bulk() -> Iterator[pa.Table]:
+        """Bulk API 2.0 pages; returns False (nothing yielded) if the job is refused."""
+        soql = build_select(plan.name, plan.fields, cursor_field, since)
+        # CSV pages are parsed to typed Arrow in the client's read-ahead thread
+        bulk_pages = client.bulk_query_pages(
+            soql, plan.deletable, options.bulk_max_records, parse=partial(csv_to_arrow, plan=plan)
+        )
+        try:
+            first = next(bulk_pages, None)
+        except SalesforceApiError as exc:
+            if exc.status not in (400, 404):  # e.g. object not supported by Bulk API 2.0
+                raise
+            log.warning("%s: Bulk API 2.0 refused the job (%s); using REST", plan.name, exc)
+            stats.mode = "rest"
+            return False
+        stats.mode = "bulk"
+        if first is not None:
+            yield first
+        yield from bulk_pages
+        return True
+
     def pages() -> Iterator[pa.Table]:
-        nonlocal since, skip_at
-        if use_bulk:
-            soql = build_select(plan.name, plan.fields, cursor_field, since)
-            bulk_pages = client.bulk_query_pages(soql, plan.deletable, options.bulk_max_records)
-            try:
-                first = next(bulk_pages, None)
-            except SalesforceApiError as exc:
-                if exc.status not in (400, 404):  # e.g. object not supported by Bulk API 2.0
-                    raise
-                log.warning("%s: Bulk API 2.0 refused the job (%s); using REST", plan.name, exc)
-                stats.mode = "rest"
-            else:
-                if first is not None:
-                    yield csv_to_arrow(first, plan)
-                for data in bulk_pages:
-                    yield csv_to_arrow(data, plan)
-                return
+        nonlocal since, skip_at, probe
+        if use_bulk and (yield from bulk()):
+            return
         while True:
             soql = build_select(plan.name, plan.fields, cursor_field, since, order)
             try:
                 parsed = getattr(client, "query_pages_parsed", None)
-                if parsed is not None:  # pages parsed straight to Arrow in the read-ahead thread
-                    parse = partial(rest_page_to_arrow, plan=plan)
-                    yield from parsed(soql, plan.deletable, parse, options.batch_size)
-                else:  # a client that only gives record dicts
+                if parsed is None:  # a client that only gives record dicts
                     for records in client.query_pages(soql, plan.deletable, options.batch_size):
                         yield records_to_arrow(records, plan)
-                return
+                    return
+                # pages parsed straight to Arrow in the read-ahead thread
+                totals: list[int] = []
+                parse = partial(_rest_page_counted, plan=plan, totals=totals)
+                rest = parsed(soql, plan.deletable, parse, options.batch_size)
+                for page in rest:
+                    if probe:
+                        probe = False
+                        n = totals[0] if totals else -1
+                        to_bulk = threshold is not None and n >= threshold
+                        log.info(
+                            "%s: %d rows to fetch since %s -> %s",
+                            plan.name,
+                            n,
+                            _iso(since),
+                            "Bulk API 2.0" if to_bulk else "REST",
+                        )
+                        if to_bulk:
+                            rest.close()  # this page is dropped: Bulk reads everything again
+                            if (yield from bulk()):
+                                return
+                            break  # Bulk refused: the REST query again, from its first page
+                    yield page
+                else:
+                    return
             except QueryLocatorExpiredError:
                 if stats.restarts >= 3 or not plan.has_cursor:
                     raise
@@ -198,6 +282,10 @@ def object_pages(
                 pc.is_in(tbl["id"], pa.array(sorted(boundary), pa.string())),
             )
             tbl = tbl.filter(pc.invert(pc.fill_null(again, False)))
+        if known is not None and committed is not None and tbl.num_rows:
+            kept = _drop_known(tbl, known, committed)
+            stats.skipped += tbl.num_rows - kept.num_rows
+            tbl = kept
         stats.records += tbl.num_rows
         top = _max_cursor(tbl, seen)
         if plan.has_cursor and tbl.num_rows and top is not None:
@@ -224,15 +312,17 @@ def object_pages(
             )
         if options.on_page is not None:
             options.on_page(plan.name, stats.pages, tbl.num_rows)
-    if not emitted:  # the table exists (with its columns) even if empty
+    if not emitted and ensure_table:  # the table exists (with its columns) even if empty
         yield _with_row_key(plan.arrow_schema.empty_table())
     stats.seconds = time.monotonic() - started
     log.info(
-        "%s: done via %s, %d pages, %d records in %.1fs (%.0f rows/s), cursor %s",
+        "%s: done via %s, %d pages, %d records (+%d unchanged re-read) in %.1fs (%.0f rows/s), "
+        "cursor %s",
         plan.name,
         stats.mode,
         stats.pages,
         stats.records,
+        stats.skipped,
         stats.seconds,
         stats.records / max(stats.seconds, 1e-9),
         stats.cursor,
@@ -246,6 +336,8 @@ def salesforce_resource(
     stats: ObjectStats,
     log: Any = None,
     first_load: bool = False,
+    known_rows: KnownRows | None = None,
+    ensure_table: bool = True,
 ) -> Any:
     """A dlt resource (table snake(Object), merge on id) for one planned object.
 
@@ -258,7 +350,9 @@ def salesforce_resource(
         columns[snake(CURSOR_FIELD)] = {"dedup_sort": "desc"}
 
     def rows() -> Iterator[pa.Table]:
-        yield from object_pages(client, plan, options, stats, log)
+        yield from object_pages(
+            client, plan, options, stats, log, None if first_load else known_rows, ensure_table
+        )
 
     return dlt.resource(
         rows,
@@ -279,10 +373,14 @@ def salesforce_source(
     stats: dict[str, ObjectStats],
     log: Any = None,
     first_load: frozenset[str] = frozenset(),
+    known_rows: KnownRows | None = None,
+    ensure_table: frozenset[str] | None = None,
 ) -> Any:
     """A dlt source with one resource per planned object; `stats` is filled in as they run.
 
     `first_load` names the objects whose raw table is absent or empty (appended, not merged).
+    `known_rows` looks up what the warehouse holds (see `object_pages`); `ensure_table` names
+    the objects that must yield a table even without rows (default: all).
     """
 
     @dlt.source(name="salesforce", max_table_nesting=0)
@@ -290,7 +388,14 @@ def salesforce_source(
         for plan in plans:
             stats[plan.name] = ObjectStats(plan.name)
             yield salesforce_resource(
-                client, plan, options, stats[plan.name], log, plan.name in first_load
+                client,
+                plan,
+                options,
+                stats[plan.name],
+                log,
+                plan.name in first_load,
+                known_rows,
+                ensure_table is None or plan.name in ensure_table,
             )
 
     return salesforce()

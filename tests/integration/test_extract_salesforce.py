@@ -7,6 +7,7 @@ generated org), row for row and value for value.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import dagster as dg
 import duckdb
@@ -328,3 +329,119 @@ def test_no_secret_in_logs_metadata_or_errors(orgs, home, monkeypatch, caplog, c
     for name, secret in {**SECRETS, **{f"token{i}": t for i, t in enumerate(tokens)}}.items():
         assert secret not in blob, f"{name} leaked"
     assert tokens, "no access token captured: the token check proves nothing"
+
+
+# -- first load, unchanged objects, no COUNT on incremental runs --------------------------------
+def raw_table(home, sobject: str) -> pa.Table:
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.sql(
+            f"select * exclude (_dlt_load_id) from salesforce.{snake(sobject)} order by id"
+        ).to_arrow_table()
+    finally:
+        con.close()
+
+
+def load_ids(home, sobject: str) -> set[str]:
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.sql(f"select distinct _dlt_load_id from salesforce.{snake(sobject)}").fetchall()
+        return {r[0] for r in rows}
+    finally:
+        con.close()
+
+
+def test_first_load_append_gives_the_same_tables_as_merge(
+    sandbox, home, tmp_path_factory, monkeypatch
+):
+    """The fast path (plain append into an absent table) and merge on Id give identical raw
+    tables: the source sends each Id once."""
+    import assets.salesforce.load as load
+    from assets.salesforce.load import pipeline
+
+    objects = ["Opportunity", "OpportunityHistory", "Task"]
+    extract_salesforce(objects, options=REST)
+    appended = {o: raw_table(home, o) for o in objects}
+    assert pipeline().default_schema.tables["task"]["write_disposition"] == "append"
+    other = tmp_path_factory.mktemp("merged")
+    monkeypatch.setenv("SALESOPS_HOME", str(other))
+    monkeypatch.setattr(
+        load, "_inspect_tables", lambda pipe, plans: (frozenset(), frozenset(p.name for p in plans))
+    )
+    extract_salesforce(objects, options=REST)
+    assert pipeline().default_schema.tables["task"]["write_disposition"] == "merge"
+    for o in objects:
+        merged = raw_table(other, o)
+        assert merged.num_rows == sandbox.table(o).num_rows
+        assert merged.equals(appended[o]), o
+        assert_matches(other, sandbox.table(o), o)
+
+
+SKIP_SET = ["User", "Product2", "Campaign", "Contact", "Opportunity", "Lead"]
+
+
+def test_unchanged_objects_are_skipped_and_keep_their_cursor(sandbox, orgs, home):
+    """An incremental run re-reads the overlap window; rows already loaded unchanged are
+    dropped, so an object without changes gets no load job (its rows keep their load id) and
+    its cursor stays; the warehouse still equals the org (= a from-scratch load of it)."""
+    from assets.salesforce.load import pipeline
+
+    org, later = orgs
+    first = extract_salesforce(SKIP_SET, options=REST)
+    before = {o: load_ids(home, o) for o in SKIP_SET}
+    sandbox.set_org(later)
+    second = extract_salesforce(SKIP_SET, options=REST)
+    assert_all_match(home, sandbox, SKIP_SET)
+    state = pipeline().state["sources"]["salesforce"]["resources"]
+    unchanged = [
+        o
+        for o in SKIP_SET
+        if org.tables[o].equals(later.tables[o])
+        and pc.max(org.tables[o]["SystemModstamp"]).as_py() is not None
+    ]
+    changed = [o for o in SKIP_SET if o not in unchanged]
+    assert unchanged and changed, (unchanged, changed)
+    for o in unchanged:
+        r = second.objects[o]
+        assert r.rows_loaded == 0, o
+        assert r.rows_unchanged >= 1, o  # the overlap window was read again, then dropped
+        assert load_ids(home, o) == before[o], o  # no load job touched the table
+        assert state[snake(o)]["cursor"] == first.objects[o].cursor, o
+    for o in changed:
+        assert second.objects[o].rows_loaded >= 1, o
+        assert load_ids(home, o) - before[o], o  # written by the new load
+    # a third run with nothing changed anywhere loads no row at all
+    third = extract_salesforce(SKIP_SET, options=REST)
+    assert sum(r.rows_loaded for r in third.objects.values()) == 0
+    assert_all_match(home, sandbox, SKIP_SET)
+
+
+def test_incremental_run_picks_bulk_from_the_first_page_without_count(
+    sandbox, orgs, home, monkeypatch
+):
+    from assets.salesforce.client import SalesforceClient
+
+    org, later = orgs
+    extract_salesforce(MULTI_PAGE, options=REST)
+    sandbox.set_org(later)
+    counts: list[str] = []
+    real_count = SalesforceClient.count
+    monkeypatch.setattr(
+        SalesforceClient,
+        "count",
+        lambda self, soql, d: counts.append(soql) or real_count(self, soql, d),
+    )
+
+    def window(o: str) -> int:  # rows the incremental query returns (cursor - 300 s overlap)
+        stamps = later.tables[o]["SystemModstamp"]
+        since = pc.max(org.tables[o]["SystemModstamp"]).as_py() - timedelta(seconds=300)
+        return pc.sum(pc.greater_equal(stamps, pa.scalar(since, stamps.type))).as_py() or 0
+
+    big, small = sorted(MULTI_PAGE, key=window, reverse=True)
+    assert window(big) > window(small) > 10
+    options = ExtractOptions(bulk_threshold=window(big), batch_size=PAGE, bulk_max_records=300)
+    result = extract_salesforce(MULTI_PAGE, options=options)
+    assert counts == []  # no COUNT() round trip on an incremental run
+    assert result.objects[big].mode == "bulk" and result.objects[small].mode == "rest"
+    assert result.objects[small].rows_loaded >= 1  # the probed first page was kept
+    assert_all_match(home, sandbox, MULTI_PAGE)

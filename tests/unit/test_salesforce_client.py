@@ -172,3 +172,18 @@ def test_login_failure_is_clear_and_redacted():
     assert "invalid_grant" in text and "SALESFORCE_PASSWORD" in text
     for secret in SECRETS.values():
         assert secret not in text
+
+
+def test_simple_salesforce_object_is_built_lazily_on_the_current_session():
+    from simple_salesforce import Salesforce
+
+    c, a = client_with(pages_handler({}))
+    c.login()
+    assert c._sf is None  # the hot path (login, queries) never builds it
+    sf = c.sf
+    assert isinstance(sf, Salesforce) and sf.session is c.session
+    assert sf.session_id == "AT-1-zz" and sf.sf_instance == "inst" and sf.sf_version == "62.0"
+    assert c.sf is sf  # built once per session token
+    c.login()
+    assert c.sf is not sf and c.sf.session_id == "AT-2-zz"
+    assert a.tokens == 2

@@ -151,3 +151,31 @@ def test_rest_page_empty_and_invalid_bodies():
     assert (empty.num_rows, done, nxt) == (0, True, None)
     with pytest.raises(orjson.JSONDecodeError):
         rest_page_to_arrow(b'{"done": true, "records": [{"Id": "006', PLAN)
+
+
+def test_bulk_csv_typed_parse_and_text_fallback_agree(monkeypatch):
+    """The typed CSV parse (the fast path) and the text + cast path give the same table; pages
+    the typed parse cannot read (TRUE, ints written 5.0, +0000 offsets) take the text path."""
+    import assets.salesforce.convert as convert
+
+    page = to_csv(RECORDS)
+    typed = csv_to_arrow(page, PLAN)
+    calls = []
+    real = convert._coerce
+    monkeypatch.setattr(convert, "_coerce", lambda *a: calls.append(a[2]) or real(*a))
+    assert csv_to_arrow(page, PLAN).equals(typed) and calls == []  # fast path: no casts
+    odd = (
+        page.replace(b"true", b"TRUE").replace(b",5,", b",5.0,").replace(b"12.345Z", b"12.345+0000")
+    )
+    assert odd != page
+    fallback = csv_to_arrow(odd, PLAN)
+    assert calls, "the odd page should have gone through the text + cast path"
+    assert fallback.equals(records_to_arrow(RECORDS, PLAN)), fallback.to_pylist()
+
+    # the text path forced on the clean page gives exactly the typed parse's table
+    def refuse(plan):
+        raise pa.ArrowInvalid("forced")
+
+    monkeypatch.setattr(convert, "_csv_typed_options", refuse)
+    calls.clear()
+    assert csv_to_arrow(page, PLAN).equals(typed) and calls

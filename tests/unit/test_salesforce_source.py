@@ -36,9 +36,10 @@ def product(i: int, minute: int, deleted: bool = False) -> dict:
 class ScriptedClient:
     """Answers like Salesforce (ORDER BY SystemModstamp, Id; WHERE SystemModstamp >= x)."""
 
-    def __init__(self, rows: list[dict], expire_after_pages: int | None = None):
+    def __init__(self, rows: list[dict], expire_after_pages: int | None = None, on_expire=None):
         self.rows = rows
         self.expire_after_pages = expire_after_pages
+        self.on_expire = on_expire  # called when the locator expires (e.g. to change a record)
         self.queries: list[str] = []
         self.stats = ClientStats()
 
@@ -55,6 +56,8 @@ class ScriptedClient:
         for n, start in enumerate(range(0, len(rows), batch_size), 1):
             if self.expire_after_pages is not None and n > self.expire_after_pages:
                 self.expire_after_pages = None  # expire once
+                if self.on_expire is not None:
+                    self.on_expire(self.rows)
                 raise QueryLocatorExpiredError("GET /query/x: query locator expired")
             yield rows[start : start + batch_size]
 
@@ -93,6 +96,22 @@ def test_expired_locator_restarts_from_cursor_without_duplicates(home):
     assert pipeline().default_schema.tables["product2"]["write_disposition"] == "append"
 
 
+def test_restart_in_a_first_load_keeps_one_version_of_a_record_changed_meanwhile(home):
+    """First load (append): a record read on page 1 and changed before the query restart is
+    read again by the restarted query; the table still holds each Id once, the newest."""
+    rows = [product(i, i) for i in range(12)]
+
+    def change_first(rows):
+        rows[0] = product(0, 500, deleted=True)  # now stamped above everything read
+
+    client = ScriptedClient(rows, expire_after_pages=2, on_expire=change_first)
+    extract_salesforce(["Product2"], client=client, options=OPTS)
+    got = table(home)
+    assert [r[0] for r in got] == [r["Id"] for r in rows]  # each Id once
+    assert got[0][1] == T0 + timedelta(minutes=500) and got[0][2] is True  # the newest version
+    assert pipeline().default_schema.tables["product2"]["write_disposition"] == "append"
+
+
 def test_second_run_merges_changes_and_deletions(home):
     rows = [product(i, i) for i in range(10)]
     extract_salesforce(["Product2"], client=ScriptedClient(rows), options=OPTS)
@@ -101,7 +120,9 @@ def test_second_run_merges_changes_and_deletions(home):
     client = ScriptedClient(rows)
     result = extract_salesforce(["Product2"], client=client, options=OPTS)
     assert "SystemModstamp >= 2024-01-01T00:09:00.000Z" in client.queries[0]
-    assert result.objects["Product2"].rows_loaded == 3  # boundary row + 2 changes
+    # the boundary row is read again (>= cursor) but is already loaded unchanged: skipped
+    assert result.objects["Product2"].rows_loaded == 2  # the 2 changes
+    assert result.objects["Product2"].rows_unchanged == 1
     got = table(home)
     assert len(got) == 11 and len({r[0] for r in got}) == 11
     assert [r[0] for r in got if r[2]] == ["01t000000000003"]
