@@ -72,7 +72,10 @@ def _forecast_asset(cadence: str):
                     ].sum()
                 )
             ),
-            "seconds": MetadataValue.float(round(res.run.timings["total_s"], 2)),
+            "seconds": MetadataValue.float(round(res.timings["total_s"], 2)),
+            "inputs_seconds": MetadataValue.float(round(res.timings["inputs_s"], 2)),
+            "model_fits": res.run.timings["fits"],
+            "fits_reused": res.run.timings["cached"],
             "preview": MetadataValue.md(forecast_markdown(res)),
         }
         for h in (1, int(tot.index.max()) if len(tot) else 1):
@@ -155,6 +158,9 @@ def _report_asset(cadence: str):
         ),
     )
     def _report(context: AssetExecutionContext) -> MaterializeResult:
+        import pandas as pd
+
+        from forecasts.periods import as_of_timestamp
         from forecasts.series import prepare_history
         from forecasts.store import connect, read_history, read_ledger, read_partition
         from reports.executive_report import (
@@ -164,8 +170,11 @@ def _report_asset(cadence: str):
             write_report,
         )
 
+        d = as_of_timestamp(context.partition_key)
+        # the report looks at states as of the previous period's start and as of d only
+        prev = d - (pd.Timedelta(weeks=1) if cadence == "weekly" else pd.DateOffset(months=1))
         with connect(paths().warehouse, read_only=True) as con:
-            history = prepare_history(read_history(con))
+            history = prepare_history(read_history(con, valid_between=(prev, d)))
             forecast = read_partition(con, "forecasts", cadence, context.partition_key)
             ledger = read_ledger(con, cadence)
             acc = read_partition(con, "backtest_accuracy", cadence, context.partition_key)

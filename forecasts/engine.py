@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from forecasts import metrics
+from forecasts.fitcache import FitCache, spec_hash
+from forecasts.inputs import OriginInputs, frame_inputs
 from forecasts.models import (
     ARIMA_ORDERS,
     ETS_CONFIGS,
@@ -34,11 +36,10 @@ from forecasts.periods import (
     period_end,
     period_start,
 )
-from forecasts.pipeline import calibrate, expected_bookings, pipeline_forecast
+from forecasts.pipeline import calibrate, expected_from_inputs, pipeline_forecast
 from forecasts.series import (
     TOTAL,
     actuals_table,
-    bookings_as_of,
     build_series,
     parse_key,
     reconcile,
@@ -80,6 +81,22 @@ class EngineConfig:
         return self.bands[-1]
 
 
+# Model grids per cadence. Pruned (2026-11) to the variants the information criterion ever
+# picked over every series and origin of the medium simulator org and the synthetic history
+# (weekly: 126 ETS and 126 ARIMA selections, monthly: 98 + 98): a variant that never wins the
+# AICc/AIC comparison only costs fit time, and dropping it leaves every forecast unchanged.
+# Weekly ETS: the seasonal variants (+ damped non-seasonal for histories shorter than two years,
+# where seasonal ETS cannot run); weekly ARIMA: MA(1) errors never won. Monthly ETS: seasonal
+# variants never won (and cost 3-4x the others). See docs/FORECASTS.md, "Runtime".
+WEEKLY_ETS = (
+    ("add", True, None),
+    (None, False, "add"),
+    ("add", False, "add"),
+    ("add", True, "add"),
+)
+WEEKLY_ARIMA = ((1, 0, 0), (1, 0, 1), (2, 0, 0))
+MONTHLY_ETS = ((None, False, None), ("add", False, None), ("add", True, None))
+
 CONFIGS: dict[str, EngineConfig] = {
     "weekly": EngineConfig(
         "weekly",
@@ -88,6 +105,8 @@ CONFIGS: dict[str, EngineConfig] = {
         backtest_origins=8,
         calibration_origins=8,
         bands=((1, 4), (5, 8), (9, 13)),
+        ets_configs=WEEKLY_ETS,
+        arima_orders=WEEKLY_ARIMA,
     ),
     "monthly": EngineConfig(
         "monthly",
@@ -96,6 +115,7 @@ CONFIGS: dict[str, EngineConfig] = {
         backtest_origins=6,
         calibration_origins=8,
         bands=((1, 1), (2, 3), (4, 6)),
+        ets_configs=MONTHLY_ETS,
     ),
 }
 
@@ -134,6 +154,7 @@ class ForecastRun:
     selection: pd.DataFrame  # series_key, band, model, wape
     history_series: dict[str, pd.Series]
     timings: dict[str, float]
+    fitted: list[tuple] = field(default_factory=list)  # (origin, series_key, model) fitted
 
     def accuracy(self) -> pd.DataFrame:
         """Backtest accuracy max(0, 1 - WAPE) of the selected forecasts per series and horizon."""
@@ -156,13 +177,21 @@ class ForecastRun:
 class _Cache:
     """Per-run memo of pipeline expectations by origin (several origins share them)."""
 
-    def __init__(self, history: pd.DataFrame, cfg: EngineConfig):
-        self.history, self.cfg, self.expected = history, cfg, {}
+    def __init__(self, inputs: dict[pd.Timestamp, OriginInputs], cfg: EngineConfig):
+        self.inputs, self.cfg, self.expected, self.by_h = inputs, cfg, {}, {}
+
+    def expected_h(self, origin: pd.Timestamp, h: int) -> pd.DataFrame:
+        """Rows of `expected_at(origin)` at horizon h (split once per origin)."""
+        if origin not in self.by_h:
+            e = self.expected_at(origin)
+            self.by_h[origin] = {int(k): g for k, g in e.groupby("horizon", sort=False)}
+        e = self.by_h[origin].get(h)
+        return e if e is not None else self.expected_at(origin).iloc[0:0]
 
     def expected_at(self, origin: pd.Timestamp) -> pd.DataFrame:
         if origin not in self.expected:
-            self.expected[origin] = expected_bookings(
-                self.history, origin, self.cfg.freq, self.cfg.pipeline_horizon
+            self.expected[origin] = expected_from_inputs(
+                self.inputs[origin], self.cfg.freq, self.cfg.pipeline_horizon
             ).assign(origin=origin)
         return self.expected[origin]
 
@@ -175,15 +204,38 @@ def _shift(origin: pd.Timestamp, k: int, freq: str) -> pd.Timestamp:
     return (p - pd.DateOffset(months=k)).normalize()
 
 
+def forecast_origins(as_of, cfg: EngineConfig) -> list[pd.Timestamp]:
+    """Every origin whose inputs a forecast as of `as_of` reads: the as-of itself, the backtest
+    origins and, for each of those, the pipeline calibration origins."""
+    d = as_of_timestamp(as_of)
+    fc_origins = [d] + [_shift(d, k, cfg.freq) for k in range(1, cfg.backtest_origins + 1)]
+    out = set(fc_origins)
+    if cfg.pipeline_horizon > 0:
+        for o in fc_origins:
+            for h in range(1, cfg.pipeline_horizon + 1):
+                for k in range(h, h + cfg.calibration_origins):
+                    out.add(_shift(o, k, cfg.freq))
+    return sorted(out)
+
+
+def _grid(model: str, cfg: EngineConfig):
+    return cfg.ets_configs if model == "ets" else (cfg.arima_orders, cfg.seasonal_orders)
+
+
 def candidate_forecasts(
-    history: pd.DataFrame, as_of, cfg: EngineConfig, cache: _Cache | None = None
+    inputs: dict[pd.Timestamp, OriginInputs],
+    as_of,
+    cfg: EngineConfig,
+    cache: _Cache | None = None,
+    fits: FitCache | None = None,
 ) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """Every candidate model's forecast for the `cfg.horizon` periods from the period of
-    `as_of`, using only data known at `as_of`."""
+    `as_of`, using only data known at `as_of` (`inputs` from `forecast_origins`)."""
     d = as_of_timestamp(as_of)
     freq, H = cfg.freq, cfg.horizon
-    cache = cache or _Cache(history, cfg)
-    bookings = bookings_as_of(history, d)
+    cache = cache or _Cache(inputs, cfg)
+    fits = fits if fits is not None else FitCache()
+    bookings = inputs[d].bookings
     series = build_series(
         bookings,
         freq,
@@ -192,6 +244,7 @@ def candidate_forecasts(
         segments=list(cfg.segments),
         regions=list(cfg.regions),
     )
+    specs = {m: spec_hash(m, cfg.cadence, H, _grid(m, cfg)) for m in ("ets", "arima")}
     frames = []
     for key, y in series.items():
         if len(y) < MIN_TRAIN_PERIODS:
@@ -199,11 +252,16 @@ def candidate_forecasts(
                 f"only {len(y)} {cfg.cadence} periods of bookings known at {d.date()} for "
                 f"{key}; need at least {MIN_TRAIN_PERIODS} to forecast"
             )
-        for fc in (
-            seasonal_naive(y, H, freq),
-            ets(y, H, freq, configs=cfg.ets_configs),
-            arima(y, H, freq, orders=cfg.arima_orders, seasonal_orders=cfg.seasonal_orders),
-        ):
+        fitters = {
+            "ets": lambda y=y: ets(y, H, freq, configs=cfg.ets_configs),
+            "arima": lambda y=y: arima(
+                y, H, freq, orders=cfg.arima_orders, seasonal_orders=cfg.seasonal_orders
+            ),
+        }
+        out = [seasonal_naive(y, H, freq)]
+        for model, fit in fitters.items():
+            out.append(fits.forecast(cfg.cadence, key, model, specs[model], d, y, H, freq, fit))
+        for fc in out:
             frames.append(fc.frame().assign(series_key=key))
     stat = pd.concat(frames, ignore_index=True)
     # pipeline: expectation at D, calibrated at earlier origins whose targets are complete at D
@@ -213,8 +271,7 @@ def candidate_forecasts(
         past = []
         for h in range(1, cfg.pipeline_horizon + 1):
             for k in range(h, h + cfg.calibration_origins):
-                e = cache.expected_at(_shift(d, k, freq))
-                past.append(e[e["horizon"] == h])
+                past.append(cache.expected_h(_shift(d, k, freq), h))
         actual = actuals_table(bookings, freq, d)
         cal = calibrate(pd.concat(past, ignore_index=True), actual)
         pipe = pipeline_forecast(exp_now, cal)
@@ -266,29 +323,42 @@ def select_models(backtest: pd.DataFrame, cfg: EngineConfig, keys) -> pd.DataFra
 
 
 def forecast_as_of(
-    history: pd.DataFrame, as_of, cadence: str, config: EngineConfig | None = None
+    history: pd.DataFrame | None,
+    as_of,
+    cadence: str,
+    config: EngineConfig | None = None,
+    inputs: dict[pd.Timestamp, OriginInputs] | None = None,
+    fits: FitCache | None = None,
 ) -> ForecastRun:
-    """Publishable forecast at `as_of` (see module docstring). `history` must have gone through
-    `series.prepare_history`."""
+    """Publishable forecast at `as_of` (see module docstring), from an opportunity history
+    DataFrame (aggregated in an in-memory DuckDB) or from `inputs` already aggregated at
+    `forecast_origins(as_of, cfg)` (`inputs.origin_inputs` on the warehouse). `fits` is the fit
+    cache (`forecasts.fitcache`); statistical fits found there are reused, not refitted."""
     cfg = config or get_config(cadence)
+    if inputs is None:
+        if history is None:
+            raise ValueError("pass an opportunity history or precomputed inputs")
+        inputs = frame_inputs(history, forecast_origins(as_of, cfg))
     with single_threaded_blas():
-        return _forecast_as_of(history, as_of, cfg)
+        return _forecast_as_of(inputs, as_of, cfg, fits if fits is not None else FitCache())
 
 
-def _forecast_as_of(history: pd.DataFrame, as_of, cfg: EngineConfig) -> ForecastRun:
+def _forecast_as_of(
+    inputs: dict[pd.Timestamp, OriginInputs], as_of, cfg: EngineConfig, fits: FitCache
+) -> ForecastRun:
     d = as_of_timestamp(as_of)
     freq = cfg.freq
-    cache = _Cache(history, cfg)
+    cache = _Cache(inputs, cfg)
     t0 = time.monotonic()
-    cands, series = candidate_forecasts(history, d, cfg, cache)
+    cands, series = candidate_forecasts(inputs, d, cfg, cache, fits)
     t_fit = time.monotonic() - t0
     # rolling-origin backtest: same code at earlier origins, actuals as known at D
-    actual = actuals_table(bookings_as_of(history, d), freq, d)
+    actual = actuals_table(inputs[d].bookings, freq, d)
     recs = []
     for k in range(1, cfg.backtest_origins + 1):
         origin = _shift(d, k, freq)
         try:
-            c, _ = candidate_forecasts(history, origin, cfg, cache)
+            c, _ = candidate_forecasts(inputs, origin, cfg, cache, fits)
         except ValueError as exc:
             log.info("backtest origin %s skipped: %s", origin.date(), exc)
             continue
@@ -313,6 +383,14 @@ def _forecast_as_of(history: pd.DataFrame, as_of, cfg: EngineConfig) -> Forecast
     shares = _shares(series)
     published = reconcile(picked, VALUE_COLS, fallback_share=shares)
     published = _decorate(published, d, cfg)
+    log.info(
+        "%s forecast as of %s: %d model fits, %d reused from the fit cache, %.1fs",
+        cfg.cadence,
+        d.date(),
+        len(fits.fitted),
+        fits.hits,
+        time.monotonic() - t0,
+    )
     return ForecastRun(
         d,
         cfg.cadence,
@@ -321,7 +399,14 @@ def _forecast_as_of(history: pd.DataFrame, as_of, cfg: EngineConfig) -> Forecast
         backtest,
         selection,
         series,
-        {"fit_s": t_fit, "backtest_s": t_bt, "total_s": time.monotonic() - t0},
+        {
+            "fit_s": t_fit,
+            "backtest_s": t_bt,
+            "total_s": time.monotonic() - t0,
+            "fits": len(fits.fitted),
+            "cached": fits.hits,
+        },
+        list(fits.fitted),
     )
 
 

@@ -16,6 +16,8 @@ the point forecast and empirical normal intervals.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -23,6 +25,9 @@ from forecasts.models import Z80, Z95
 from forecasts.periods import as_of_timestamp, next_periods, period_start, period_starts
 from forecasts.series import TOTAL, series_key, state_as_of
 from sandbox.schema import STAGES
+
+if TYPE_CHECKING:
+    from forecasts.inputs import OriginInputs
 
 PRIOR_N = 5.0
 SLIP_MIN, SLIP_MAX = -180, 540  # slippage histogram range in days
@@ -66,51 +71,90 @@ def slippage_histogram(history: pd.DataFrame, as_of) -> np.ndarray:
     return hist / hist.sum()
 
 
+def win_rates_from_counts(win_counts: pd.DataFrame) -> pd.Series:
+    """P(win | stage) from per-stage counts of closed deals (`inputs.OriginInputs.win_counts`:
+    stage_name, n, wins), shrunk toward the stage's default probability."""
+    g = win_counts.set_index("stage_name")
+    stages = sorted(set(g.index) | {s for s in DEFAULT_PROB if DEFAULT_PROB[s] not in (0.0, 1.0)})
+    out = {}
+    for s in stages:
+        prior = DEFAULT_PROB.get(s, 0.5)
+        wins, n = (g.at[s, "wins"], g.at[s, "n"]) if s in g.index else (0.0, 0.0)
+        out[s] = (float(wins) + PRIOR_N * prior) / (float(n) + PRIOR_N)
+    return pd.Series(out, name="p_win")
+
+
 def expected_bookings(history: pd.DataFrame, as_of, freq: str, horizon: int) -> pd.DataFrame:
     """Raw pipeline expectation per (series_key, horizon) for the `horizon` periods starting at
-    the period containing `as_of` (the period of D is horizon 1)."""
+    the period containing `as_of` (the period of D is horizon 1), from a history DataFrame."""
+    from forecasts.inputs import frame_inputs
+
     d = as_of_timestamp(as_of)
+    return expected_from_inputs(frame_inputs(history, [d])[d], freq, horizon)
+
+
+def expected_from_inputs(inputs: OriginInputs, freq: str, horizon: int) -> pd.DataFrame:
+    """`expected_bookings` from the aggregates known at the origin (`inputs.origin_inputs`)."""
+    from forecasts.inputs import slippage_weights
+
+    d = inputs.origin
     day0 = d.normalize()
     periods = next_periods(period_start(d, freq) - pd.Timedelta(days=1), horizon, freq)
     bounds = list(periods) + [next_periods(periods[-1], 1, freq)[0]]
-    st = state_as_of(history, d)
-    p_win = win_rates(history, d)
-    hist = slippage_histogram(history, d)
+    p_win = win_rates_from_counts(inputs.win_counts)
+    hist = slippage_weights(inputs.slippage)
     slips = np.arange(SLIP_MIN, SLIP_MAX + 1)
 
-    open_ = st[~st["is_closed"]].copy()
-    open_["w"] = open_["amount_usd"].clip(lower=0) * open_["stage_name"].map(p_win).astype(
-        "float64"
-    ).fillna(0.5)
-    # distribution of close day per distinct recorded close date
+    open_ = inputs.open
+    w = open_["amount_usd"].to_numpy(float) * (
+        open_["stage_name"].map(p_win).astype("float64").fillna(0.5).to_numpy()
+    )
+    grouped = (
+        open_[["close_date", "segment", "region"]]
+        .assign(w=w)
+        .groupby(["close_date", "segment", "region"], sort=True)["w"]
+        .sum()
+        .reset_index()
+    )
+    # distribution of the close day over the periods, per distinct recorded close date
     day_edges = np.array([(b - day0).days for b in bounds])
-    rows = []
-    grouped = open_.groupby(["close_date", "segment", "region"])["w"].sum().reset_index()
-    for close_date, grp in grouped.groupby("close_date"):
-        off = (close_date - day0).days + slips  # day offsets from D of each slip outcome
-        mask = off >= 0
-        if hist[mask].sum() > 0:
-            probs = np.where(mask, hist, 0.0)
-        else:  # stale close date beyond all learned slippage: slip forward from today
-            probs = np.where(slips >= 0, hist, 0.0)
-            off = slips.copy()
-            if probs.sum() == 0:
-                probs = np.zeros_like(hist)
-                probs[-SLIP_MIN] = 1.0
-        probs = probs / probs.sum()
-        per_period = np.array(
-            [probs[(off >= day_edges[i]) & (off < day_edges[i + 1])].sum() for i in range(horizon)]
-        )
-        for r in grp.itertuples(index=False):
-            rows.append((r.segment, r.region, per_period * r.w))
-    expected = {}
-    won_future = st[st["is_won"] & (st["close_date"] >= day0)]
-    for seg, reg, vec in rows + [
-        (r.segment, r.region, _certain(r.close_date, r.amount_usd, periods, freq))
-        for r in won_future.itertuples(index=False)
-    ]:
-        for key in (TOTAL, series_key(segment=seg), series_key(region=reg)):
-            expected[key] = expected.get(key, np.zeros(horizon)) + vec
+    dates, cidx = np.unique(grouped["close_date"].to_numpy(), return_inverse=True)
+    base = ((dates - np.datetime64(day0, "ns")) // np.timedelta64(1, "D")).astype(np.int64)
+    off = base[:, None] + slips[None, :]  # day offsets from D of each slip outcome
+    probs = np.where(off >= 0, hist[None, :], 0.0)
+    stale = ~(probs.sum(axis=1) > 0)
+    if stale.any():  # stale close date beyond all learned slippage: slip forward from today
+        fwd = np.where(slips >= 0, hist, 0.0)
+        if fwd.sum() == 0:
+            fwd = np.zeros_like(hist)
+            fwd[-SLIP_MIN] = 1.0
+        probs[stale] = fwd
+        off[stale] = slips
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    per_period = np.column_stack(
+        [
+            np.where((off >= day_edges[i]) & (off < day_edges[i + 1]), probs, 0.0).sum(axis=1)
+            for i in range(horizon)
+        ]
+    ).reshape(len(dates), horizon)
+    vec = per_period[cidx] * grouped["w"].to_numpy(float)[:, None]
+    # deals won at D with a close date on/after D count with probability 1
+    wf = inputs.won_future
+    wvec = np.zeros((len(wf), horizon))
+    if len(wf):
+        pos = periods.get_indexer(period_starts(wf["close_date"], freq))
+        hit = pos >= 0
+        wvec[np.flatnonzero(hit), pos[hit]] = wf["amount_usd"].to_numpy(float)[hit].clip(min=0)
+    vec = np.vstack([vec, wvec])
+    segs = np.concatenate([grouped["segment"].to_numpy(str), wf["segment"].to_numpy(str)])
+    regs = np.concatenate([grouped["region"].to_numpy(str), wf["region"].to_numpy(str)])
+    expected: dict[str, np.ndarray] = {}
+    if len(vec):
+        expected[TOTAL] = vec.sum(axis=0)
+        for s in sorted(set(segs)):
+            expected[series_key(segment=s)] = vec[segs == s].sum(axis=0)
+        for r in sorted(set(regs)):
+            expected[series_key(region=r)] = vec[regs == r].sum(axis=0)
     out = [
         pd.DataFrame(
             {

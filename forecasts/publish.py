@@ -1,23 +1,35 @@
 """One forecast partition end to end, without Dagster: read the marts, forecast as of the
 partition date, write `forecasts.forecasts` and the ledger (replacing that partition's rows),
-score the ledger against the actuals known at that date."""
+score the ledger against the actuals known at that date.
+
+Memory stays small at any scale: the history is aggregated inside DuckDB (`forecasts.inputs`)
+to what the models need at each origin; only those aggregates reach pandas."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from forecasts.engine import EngineConfig, ForecastRun, forecast_as_of, get_config
+from forecasts import fitcache
+from forecasts.engine import (
+    EngineConfig,
+    ForecastRun,
+    forecast_as_of,
+    forecast_origins,
+    get_config,
+)
+from forecasts.inputs import origin_inputs
 from forecasts.ledger import ledger_rows, score_ledger
 from forecasts.periods import CADENCE_FREQ, as_of_timestamp, period_end
-from forecasts.series import actuals_table, bookings_as_of, prepare_history
+from forecasts.series import actuals_table
 from forecasts.store import (
     connect,
-    read_history,
+    has_table,
     read_ledger,
     write_backtest_accuracy,
     write_forecasts,
@@ -35,7 +47,7 @@ class PartitionResult:
     run: ForecastRun
     table: pd.DataFrame  # rows written to forecasts.forecasts
     ledger_scores: pd.DataFrame  # ledger scored against actuals known at as_of
-    history: pd.DataFrame  # prepared opportunity history (for reports)
+    timings: dict = field(default_factory=dict)  # inputs_s, forecast_s, write_s
 
     @property
     def backtest_accuracy(self) -> float:
@@ -45,10 +57,11 @@ class PartitionResult:
         return float(row["accuracy"].iloc[0]) if len(row) else float("nan")
 
 
-def actuals_for_scoring(history: pd.DataFrame, as_of, cadence: str) -> pd.DataFrame:
-    """Actuals known at `as_of` (complete periods only) in the shape `score_ledger` takes."""
+def actuals_for_scoring(bookings: pd.DataFrame, as_of, cadence: str) -> pd.DataFrame:
+    """Actuals known at `as_of` (complete periods only) in the shape `score_ledger` takes, from
+    the bookings known at `as_of` (`OriginInputs.bookings` or `series.bookings_as_of`)."""
     freq = CADENCE_FREQ[cadence]
-    a = actuals_table(bookings_as_of(history, as_of), freq, as_of)
+    a = actuals_table(bookings, freq, as_of)
     return a.assign(period_end=period_end(a["period_start"], freq), cadence=cadence)
 
 
@@ -59,13 +72,31 @@ def run_forecast_partition(
     warehouse: Path | str,
     config: EngineConfig | None = None,
     now: dt.datetime | None = None,
+    use_cache: bool = True,
 ) -> PartitionResult:
+    """Forecast one partition from the warehouse: aggregate the inputs in DuckDB (read-only),
+    reuse cached fits, write forecasts, ledger, backtest accuracy and new cache entries."""
     d = as_of_timestamp(as_of).normalize()
     cfg = config or get_config(cadence)
+    t0 = time.monotonic()
+    origins = forecast_origins(d, cfg)
     with connect(warehouse, read_only=True) as con:
-        history = prepare_history(read_history(con))
-    log.info("%s forecast as of %s: %d history intervals", cadence, d.date(), len(history))
-    run = forecast_as_of(history, d, cadence, cfg)
+        if not has_table(con, "marts", "opportunity_history"):
+            raise RuntimeError(
+                "marts.opportunity_history does not exist: build the dbt marts first"
+            )
+        inputs = origin_inputs(con, origins)
+        fits = fitcache.load(con, cadence, origins) if use_cache else fitcache.FitCache()
+    t_inputs = time.monotonic() - t0
+    log.info(
+        "%s forecast as of %s: inputs at %d origins in %.1fs",
+        cadence,
+        d.date(),
+        len(origins),
+        t_inputs,
+    )
+    run = forecast_as_of(None, d, cadence, cfg, inputs=inputs, fits=fits)
+    t_fc = time.monotonic() - t0 - t_inputs
     generated_at = (
         pd.Timestamp(now or dt.datetime.now(dt.UTC)).tz_localize(None)
         if (now is None or getattr(now, "tzinfo", None) is not None)
@@ -80,16 +111,26 @@ def run_forecast_partition(
         write_ledger(con, led, cadence, d)
         acc = run.accuracy().assign(as_of=d.date(), cadence=cadence)
         write_backtest_accuracy(con, acc, cadence, d)
+        if use_cache:
+            fitcache.save(con, fits, run_id, generated_at)
         ledger = read_ledger(con, cadence)
-    scores = score_ledger(ledger, actuals_for_scoring(history, d, cadence))
+    scores = score_ledger(ledger, actuals_for_scoring(inputs[d].bookings, d, cadence))
+    timings = {
+        "inputs_s": t_inputs,
+        "forecast_s": t_fc,
+        "write_s": time.monotonic() - t0 - t_inputs - t_fc,
+        "total_s": time.monotonic() - t0,
+    }
     log.info(
-        "%s forecast as of %s written: %d rows, %.1fs",
+        "%s forecast as of %s written: %d rows, %d fits (%d cached), %.1fs",
         cadence,
         d.date(),
         len(table),
-        run.timings["total_s"],
+        run.timings["fits"],
+        run.timings["cached"],
+        timings["total_s"],
     )
-    return PartitionResult(cadence, d, run, table, scores, history)
+    return PartitionResult(cadence, d, run, table, scores, timings)
 
 
 def _money(v: float) -> str:

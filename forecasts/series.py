@@ -134,10 +134,13 @@ def build_series(
         return s.reindex(idx, fill_value=0.0).astype(float).rename(None)
 
     out[series_key()] = _sum(b)
-    for seg in segments:
-        out[series_key(segment=seg)] = _sum(b[b["segment"] == seg])
-    for reg in regions:
-        out[series_key(region=reg)] = _sum(b[b["region"] == reg])
+    # one grouping per dimension (same rows, same order as filtering per value: same sums)
+    for dim, values in (("segment", segments), ("region", regions)):
+        parts = {str(k): g for k, g in b[[dim, "period", "amount_usd"]].groupby(dim, observed=True)}
+        for v in values:
+            g = parts.get(str(v), b.iloc[0:0])
+            key = series_key(segment=v) if dim == "segment" else series_key(region=v)
+            out[key] = _sum(g)
     for s in out.values():
         s.index = pd.DatetimeIndex(s.index)
     return out
