@@ -602,31 +602,11 @@ def _floor_sql(spec: dict, con, mark) -> None:
     ).to_arrow_table()
     mark("attribution", 0)
 
-    # forecast: benchmarks/forecast.py's floor - read the history, then seasonal naive on the
-    # same weekly series at the same backtest origins (no model selection, no ledger)
-    try:
-        import pandas as pd
+    # forecast: benchmarks/forecast.py's floor - the weekly bookings series known at each backtest
+    # origin aggregated in SQL, then seasonal naive on it (no model selection, no ledger)
+    from benchmarks.forecast import floor_on
 
-        from forecasts.engine import get_config
-        from forecasts.models import seasonal_naive
-        from forecasts.periods import as_of_timestamp
-        from forecasts.series import bookings_as_of, build_series, prepare_history
-        from forecasts.store import read_history
-
-        history = prepare_history(read_history(con))
-        cfg = get_config("weekly")
-        d = as_of_timestamp(spec["partition_key"])
-        for k in range(cfg.backtest_origins + 1):
-            origin = d - pd.Timedelta(weeks=k)
-            for y in build_series(bookings_as_of(history, origin), cfg.freq, origin).values():
-                seasonal_naive(y, cfg.horizon, cfg.freq)
-        mark("forecast", len(history))
-    except Exception as exc:  # noqa: BLE001 - the forecast API moved: fall back to reading
-        con.execute(
-            "select date_trunc('week', booking_date) as week, segment, region, "
-            "sum(bookings_usd) as usd from marts.bookings_daily group by all"
-        ).to_arrow_table()
-        mark("forecast", 0, extra={"note": f"series read only ({type(exc).__name__}: {exc})"})
+    mark("forecast", floor_on(con, "weekly", spec["partition_key"]))
 
     # export: the latest weekly forecast rows to Parquet and CSV
     out = Path(spec["scratch"])

@@ -91,25 +91,32 @@ def _make_warehouse(args, dest: Path) -> None:
         con.close()
 
 
-def floor(warehouse: Path, cadence: str, as_of) -> float:
-    """Seasonal naive on the bookings series known at each forecast origin, read directly."""
+def floor_on(con: duckdb.DuckDBPyConnection, cadence: str, as_of) -> int:
+    """Seasonal naive on the bookings series known at each forecast origin, read directly with
+    `con`; returns the number of origins. (Also the forecast floor of benchmarks/e2e.py.)"""
     cfg = get_config(cadence)
     d = as_of_timestamp(as_of)
     origins = [d] + [_shift(d, k, cfg.freq) for k in range(1, cfg.backtest_origins + 1)]
+    for o in origins:
+        b = con.execute(
+            "SELECT close_date AS booking_date, coalesce(segment, 'Unknown') AS segment, "
+            "coalesce(region, 'Unknown') AS region, sum(amount_usd) AS amount_usd "
+            "FROM marts.opportunity_history WHERE valid_from <= ? AND "
+            "(valid_to IS NULL OR valid_to > ?) AND is_won AND close_date < ? GROUP BY ALL",
+            [o.to_pydatetime(), o.to_pydatetime(), o.date()],
+        ).df()
+        b["booking_date"] = pd.to_datetime(b["booking_date"])
+        for y in build_series(b, cfg.freq, o).values():
+            seasonal_naive(y, cfg.horizon, cfg.freq)
+    return len(origins)
+
+
+def floor(warehouse: Path, cadence: str, as_of) -> float:
+    """`floor_on` with its own read-only connection; wall seconds."""
     t0 = time.perf_counter()
     con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
     try:
-        for o in origins:
-            b = con.execute(
-                "SELECT close_date AS booking_date, coalesce(segment, 'Unknown') AS segment, "
-                "coalesce(region, 'Unknown') AS region, sum(amount_usd) AS amount_usd "
-                "FROM marts.opportunity_history WHERE valid_from <= ? AND "
-                "(valid_to IS NULL OR valid_to > ?) AND is_won AND close_date < ? GROUP BY ALL",
-                [o.to_pydatetime(), o.to_pydatetime(), o.date()],
-            ).df()
-            b["booking_date"] = pd.to_datetime(b["booking_date"])
-            for y in build_series(b, cfg.freq, o).values():
-                seasonal_naive(y, cfg.horizon, cfg.freq)
+        floor_on(con, cadence, as_of)
     finally:
         con.close()
     return time.perf_counter() - t0
