@@ -1,6 +1,11 @@
 """Attribution at scale: Markov and Shapley on 1M journeys over 12 channels, next to the floor.
 
     .venv/bin/python -m benchmarks.attribution [--journeys 1000000] [--channels 12] [--repeat 3]
+    .venv/bin/python -m benchmarks.attribution --warehouse HOME/warehouse.duckdb [--repeat 3]
+
+With ``--warehouse`` the pipeline's own step (`build_data_driven`) runs on a copy of that
+warehouse's journey table (the warehouse is only read) next to the floor of the end-to-end
+benchmark (the journeys grouped into ordered paths in DuckDB), with the process's RSS growth.
 
 The floor is the work no attribution can avoid: read the touch file and group touches into
 ordered paths (numpy: read Parquet + stable sort by journey/position + offsets; and the same
@@ -11,6 +16,8 @@ time and its ratio to the numpy floor, measured in the same run (best of --repea
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -90,12 +97,84 @@ def read_journeys(path: Path) -> Journeys:
     return from_touches(df)
 
 
+def _rss_mb(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux >= 4.0)
+
+
+def warehouse_bench(warehouse: Path, repeat: int) -> None:
+    from assets.attribution.warehouse import JOURNEYS_TABLE, build_data_driven, fit_paths
+    from assets.attribution.warehouse import path_stats as paths_of
+    from orchestration.settings import duckdb_config
+
+    with tempfile.TemporaryDirectory(prefix="salesops-attr-bench-") as tmp:
+        db = Path(tmp) / "warehouse.duckdb"
+        with duckdb.connect(str(db)) as con:
+            con.execute(f"attach '{warehouse}' as src (read_only)")
+            con.execute("create schema intermediate")
+            con.execute(f"create table {JOURNEYS_TABLE} as select * from src.{JOURNEYS_TABLE}")
+            n = con.execute(f"select count(*) from {JOURNEYS_TABLE}").fetchone()[0]
+        print(f"{warehouse}: {n:,} journey rows copied to {db}")
+        con = duckdb.connect(str(db), config=duckdb_config())
+        floor, _ = best(
+            lambda: con.sql(
+                "select opportunity_id, list(channel order by touch_position) as path "
+                f"from {JOURNEYS_TABLE} group by 1"
+            ).to_arrow_table(),
+            repeat,
+        )
+        t_paths, stats = best(lambda: paths_of(con), repeat)
+        t_fit, _ = best(lambda: fit_paths(stats.closed), repeat)
+        base = _rss_mb()
+        _reset_peak()
+        t_step, summary = best(lambda: build_data_driven(con), repeat)
+        peak = _rss_mb("VmHWM")
+        t_view, _ = best(
+            lambda: con.execute(
+                "create or replace table main.materialised as "
+                "select * from marts.attribution_data_driven"
+            ),
+            repeat,
+        )
+        load = os.getloadavg()[0]
+        con.close()
+        rows = [
+            ("floor: journeys grouped into ordered paths", floor),
+            ("path_stats (paths + counts, in DuckDB)", t_paths),
+            ("fit_paths (Markov + Shapley + rate game)", t_fit),
+            ("build_data_driven (the asset's work)", t_step),
+            ("(publish) materialise the per-touch view", t_view),
+        ]
+        print(
+            f"{stats.journeys:,} journeys, {stats.touches:,} touches, {stats.paths:,} distinct "
+            f"paths; load average {load:.1f}; best of {repeat}"
+        )
+        print(f"\n{'stage':<46}{'seconds':>9}{'x floor':>9}")
+        for name, secs in rows:
+            print(f"{name:<46}{secs:>9.3f}{secs / floor:>9.2f}")
+        print(
+            f"\nRSS before the step {base:,.0f} MB, peak during it {peak:,.0f} MB "
+            f"(growth {peak - base:,.0f} MB); P(win) {summary.markov.conversion_probability:.4f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--journeys", type=int, default=1_000_000)
     ap.add_argument("--channels", type=int, default=12)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--warehouse", type=Path, help="benchmark the asset on this warehouse")
     args = ap.parse_args()
+    if args.warehouse:
+        warehouse_bench(args.warehouse.resolve(), args.repeat)
+        return
     with tempfile.TemporaryDirectory(prefix="salesops-attr-bench-") as tmp:
         path = Path(tmp) / "touches.parquet"
         t0 = time.perf_counter()

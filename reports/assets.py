@@ -51,8 +51,10 @@ def get_publish_assets() -> list[AssetsDefinition]:
         deps=[*mart_asset_keys(), *PYTHON_MART_KEYS],
         kinds={"duckdb"},
         description=(
-            "The analysts' read-only copy of the marts (SALESOPS_HOME/marts.duckdb), rebuilt in a "
-            "temporary file and swapped in atomically; open readers are never blocked."
+            "The analysts' read-only copy of the marts (SALESOPS_HOME/marts.duckdb): the last "
+            "published file copied, only the tables whose content fingerprint changed replaced, "
+            "then swapped in atomically; open readers are never blocked (full rebuild when there "
+            "is no usable previous copy)."
         ),
     )
     def analyst_marts(context) -> MaterializeResult:
@@ -60,10 +62,19 @@ def get_publish_assets() -> list[AssetsDefinition]:
 
         where = paths()
         result = publish_marts(where.warehouse, where.marts, PUBLISHED_SCHEMAS)
-        preview = "| table | rows |\n|---|---:|\n" + "\n".join(
-            f"| {name} | {rows:,} |" for name, rows in sorted(result.tables.items())
+        rewritten = set(result.rewritten)
+        preview = "| table | rows | rewritten |\n|---|---:|---|\n" + "\n".join(
+            f"| {name} | {rows:,} | {'yes' if name in rewritten else ''} |"
+            for name, rows in sorted(result.tables.items())
         )
-        context.log.info("published %d tables to %s", len(result.tables), result.marts_path)
+        context.log.info(
+            "published %d tables to %s (%s, %d rewritten%s)",
+            len(result.tables),
+            result.marts_path,
+            result.mode,
+            len(rewritten),
+            f": {result.reason}" if result.reason else "",
+        )
         return MaterializeResult(
             metadata={
                 "path": MetadataValue.path(str(result.marts_path)),
@@ -71,6 +82,10 @@ def get_publish_assets() -> list[AssetsDefinition]:
                 "rows": result.total_rows,
                 "size_mb": round(result.bytes / 1e6, 2),
                 "seconds": round(result.seconds, 2),
+                "mode": result.mode,
+                "tables_rewritten": len(rewritten),
+                "full_rebuild_reason": result.reason,
+                "fingerprint_seconds": round(result.fingerprint_seconds, 2),
                 "preview": MetadataValue.md(preview),
             }
         )

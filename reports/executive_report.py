@@ -11,13 +11,20 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from forecasts.ledger import ACCURACY_TARGET
-from forecasts.periods import CADENCE_FREQ, as_of_timestamp
+from forecasts.periods import (
+    CADENCE_FREQ,
+    as_of_timestamp,
+    next_periods,
+    period_index,
+    period_start,
+)
 from forecasts.pipeline import open_pipeline
-from forecasts.series import TOTAL, state_as_of
+from forecasts.series import HISTORY_COLUMNS, TOTAL, UNKNOWN, state_as_of
 
 W, H, PAD = 900, 320, 56
 
@@ -98,6 +105,192 @@ def build_report_data(
         open_pipeline(history, d, freq, horizon),
         movements_since(history, prev, d),
     )
+
+
+HISTORY_TABLE = "marts.opportunity_history"
+_UNIT = {"W": "week", "M": "month"}  # DuckDB date_trunc units: ISO weeks start on Monday
+
+
+def _history_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    schema, name = table.split(".")
+    return {
+        r[0]: str(r[1]).upper()
+        for r in con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = ? and table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
+
+
+_STATES = "_salesops_report_states"
+
+
+def _states_sql(table: str, types: dict[str, str]) -> str:
+    """One scan of the history: the state intervals at `$d` and at `$prev` (naive UTC), with the
+    normalisation of `forecasts.series.prepare_history`, flagged `at_d` / `at_prev`."""
+
+    def naive(col: str) -> str:  # aware timestamps compare in UTC whatever the session zone
+        return f"timezone('UTC', {col})" if "WITH TIME ZONE" in types[col] else f"{col}::timestamp"
+
+    def valid_at(param: str) -> str:
+        vf, vt = naive("valid_from"), naive("valid_to")
+        return f"({vf} <= {param} and ({vt} is null or {vt} > {param}))"
+
+    return f"""
+        create or replace temp table {_STATES} as
+        select
+            opportunity_id,
+            stage_name::varchar as stage_name,
+            coalesce(amount_usd::double, 0.0) as amount_usd,
+            close_date::date as close_date,
+            coalesce(is_closed, false) as is_closed,
+            coalesce(is_won, false) as is_won,
+            coalesce(segment::varchar, '{UNKNOWN}') as segment,
+            coalesce(region::varchar, '{UNKNOWN}') as region,
+            {valid_at("$d")} as at_d,
+            {valid_at("$prev")} as at_prev
+        from {table}
+        where {valid_at("$d")} or {valid_at("$prev")}
+    """
+
+
+def load_report_data(
+    con: duckdb.DuckDBPyConnection,
+    cadence: str,
+    as_of,
+    show_periods: int = 26,
+    history_table: str = HISTORY_TABLE,
+    top: int = 10,
+) -> ReportData:
+    """`build_report_data` computed inside DuckDB: the same `ReportData`, but only the report's
+    own rows leave the warehouse (bookings per period, one pipeline sum, the top movements)
+    instead of the whole opportunity history.
+
+    Ties in the movement ranking (equal |impact|) are broken by opportunity id.
+    """
+    from forecasts.store import read_ledger, read_partition
+
+    types = _history_columns(con, history_table)
+    missing = [c for c in HISTORY_COLUMNS if c not in types]
+    if missing:
+        raise RuntimeError(
+            f"{history_table} lacks column(s) {', '.join(missing)}: build the dbt marts first"
+        )
+    d = as_of_timestamp(as_of)
+    freq = CADENCE_FREQ[cadence]
+    prev = d - (pd.Timedelta(weeks=1) if freq == "W" else pd.DateOffset(months=1))
+    data = ReportData(
+        cadence,
+        d,
+        pd.Series([], dtype=float),
+        read_partition(con, "forecasts", cadence, as_of),
+        read_ledger(con, cadence),
+        read_partition(con, "backtest_accuracy", cadence, as_of),
+        0.0,
+        pd.DataFrame(),
+    )
+    con.execute(
+        _states_sql(history_table, types), {"d": d.to_pydatetime(), "prev": prev.to_pydatetime()}
+    )
+    try:
+        return _from_states(con, data, freq, show_periods, top)
+    finally:
+        con.execute(f"drop table if exists {_STATES}")
+
+
+def _from_states(
+    con: duckdb.DuckDBPyConnection, data: ReportData, freq: str, show_periods: int, top: int
+) -> ReportData:
+    """Fill actuals, open pipeline and movements of `data` from the temp states table."""
+    d, forecast, unit = data.as_of, data.forecast, _UNIT[freq]
+    end_p = period_start(d, freq)
+    state = f"select * from {_STATES} where at_d"
+
+    # actuals: won deals known at d, by the period of their recorded close date, before end_p
+    per_period = con.execute(
+        f"""
+        with st as ({state})
+        select date_trunc('{unit}', close_date)::date as period, sum(amount_usd) as usd
+        from st where is_won and close_date < $end
+        group by 1 order by 1
+        """,
+        {"end": end_p.date()},
+    ).fetchall()
+    if per_period:
+        idx = period_index(pd.Timestamp(per_period[0][0]), end_p, freq)[:-1]
+        actuals = (
+            pd.Series({pd.Timestamp(p): float(v) for p, v in per_period}, dtype=float)
+            .reindex(idx, fill_value=0.0)
+            .astype(float)
+            .rename(None)
+        )
+    else:
+        actuals = pd.Series([], index=pd.DatetimeIndex([]), dtype=float)
+    actuals.index = pd.DatetimeIndex(actuals.index)
+    actuals = actuals.iloc[-show_periods:]
+
+    # open pipeline with a recorded close date inside the forecast horizon
+    horizon = int(forecast["horizon"].max()) if len(forecast) else 1
+    start = period_start(d, freq)
+    end = next_periods(start, horizon, freq)[-1]
+    (pipeline,) = con.execute(
+        f"""
+        with st as ({state})
+        select coalesce(sum(amount_usd), 0.0) from st
+        where not is_closed and date_trunc('{unit}', close_date) >= $start
+          and date_trunc('{unit}', close_date) < $end
+        """,
+        {"start": start.date(), "end": end.date()},
+    ).fetchone()
+
+    # top movements since the previous as-of (the rules of `movements_since`)
+    moves = con.execute(
+        f"""
+        with
+        b as ({state}),
+        a as (select * from {_STATES} where at_prev),
+        j as (
+            select b.*, a.opportunity_id is not null as known,
+                   coalesce(a.is_won, false) as was_won,
+                   coalesce(a.is_closed, false) as was_closed,
+                   a.close_date as close_date_prev, a.amount_usd as amount_usd_prev
+            from b left join a on a.opportunity_id = b.opportunity_id
+        ),
+        m as (
+            select j.*,
+                case
+                    when known and is_won and not was_won then 'won'
+                    when known and is_closed and not is_won and not was_closed then 'lost'
+                    when not known and not is_closed then 'new'
+                    when known and not is_closed and close_date > close_date_prev then 'pushed'
+                end as move
+            from j
+        )
+        select
+            opportunity_id,
+            move,
+            stage_name as stage,
+            (case move
+                when 'won' then amount_usd
+                when 'lost' then -amount_usd_prev
+                when 'new' then amount_usd
+                else -amount_usd
+            end)::double as impact_usd,
+            segment,
+            region,
+            close_date
+        from m
+        where move is not null
+        order by abs(impact_usd) desc, opportunity_id
+        limit {int(top)}
+        """
+    ).df()
+    moves["close_date"] = pd.to_datetime(moves["close_date"]).dt.date
+    data.actuals = actuals
+    data.open_pipeline = float(pipeline)
+    data.movements = moves.reset_index(drop=True)
+    return data
 
 
 def _scale(vals, lo, hi, out_lo, out_hi):

@@ -3,7 +3,8 @@
 One multi-asset writes both tables in one step (one DuckDB writer, one transaction):
 ``marts.attribution_data_driven`` (per touch and model) and ``marts.attribution_channel_effects``
 (per channel and model). Upstream: the dbt model ``intermediate.int_opportunity_journeys``.
-The logic lives in `assets.attribution.warehouse` (plain DuckDB, testable without Dagster).
+The per-touch relation is a view (see `assets.attribution.warehouse`); the channel table is a
+table. The logic lives in `assets.attribution.warehouse` (plain DuckDB, testable without Dagster).
 """
 
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from assets.attribution.warehouse import (
     DataDrivenSummary,
     build_data_driven,
 )
-from orchestration.settings import paths
+from orchestration.settings import duckdb_config, paths
 
 GROUP_NAME = "attribution"
 ASSET_KINDS = {"python", "duckdb"}
@@ -84,9 +85,11 @@ SPECS = [
     _spec(
         DATA_DRIVEN_KEY,
         _TOUCH_COLUMNS,
-        "Data-driven multi-touch attribution per touch: Markov removal-effect and Shapley "
-        "credits (sum to 1 per opportunity and model) with credited pipeline and bookings. "
-        "Same columns as marts.attribution_touchpoints (rule-based). See docs/ATTRIBUTION.md.",
+        "Data-driven multi-touch attribution per touch (a view over the journeys and the "
+        "fitted removal effects; materialised in the analysts' marts.duckdb): Markov "
+        "removal-effect and Shapley credits (sum to 1 per opportunity and model) with credited "
+        "pipeline and bookings. Same columns as marts.attribution_touchpoints (rule-based). "
+        "See docs/ATTRIBUTION.md.",
     ),
     _spec(
         CHANNEL_EFFECTS_KEY,
@@ -122,10 +125,10 @@ def attribution_data_driven(context: dg.AssetExecutionContext) -> Iterator[dg.Ma
     """Fit Markov and Shapley on the journeys and write per-touch and per-channel tables."""
     warehouse = paths().warehouse
     context.log.info(f"data-driven attribution over {JOURNEYS_TABLE} in {warehouse}")
-    con = duckdb.connect(str(warehouse))
+    con = duckdb.connect(str(warehouse), config=duckdb_config())
     try:
         summary = build_data_driven(con)
-        touch_rows = con.execute(f"select count(*) from {TOUCH_TABLE}").fetchone()[0]
+        touch_rows = 2 * summary.touches  # the view gives every touch one row per model
     except LookupError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     finally:

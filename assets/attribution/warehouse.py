@@ -3,17 +3,22 @@
 Reads the dbt journey table (``intermediate.int_opportunity_journeys``, one row per touch of an
 opportunity) and writes:
 
-- ``marts.attribution_data_driven``: per touch and model (``markov``, ``shapley``) the credit
-  (summing to 1 per opportunity), credited opportunities / won deals / pipeline / bookings; the
-  same columns as the dbt mart ``marts.attribution_touchpoints`` so the two can be unioned.
-- ``marts.attribution_channel_effects``: per model and channel the fitted numbers. Markov:
-  removal effects, credited won deals / bookings, and the effect measures (probability of
-  visiting the channel, win rate with / without it, odds ratio); Shapley: the conversions-game
-  values (credited won deals / bookings) and the conversion-rate game contribution.
+- ``marts.attribution_channel_effects`` (table): per model and channel the fitted numbers.
+  Markov: removal effects, credited won deals / bookings, and the effect measures (probability
+  of visiting the channel, win rate with / without it, odds ratio); Shapley: the
+  conversions-game values (credited won deals / bookings) and the conversion-rate game
+  contribution.
+- ``marts.attribution_data_driven`` (view): per touch and model (``markov``, ``shapley``) the
+  credit (summing to 1 per opportunity), credited opportunities / won deals / pipeline /
+  bookings; the same columns as the dbt mart ``marts.attribution_touchpoints`` so the two can
+  be unioned. It joins the journeys with the Markov removal effects of the table above, so it
+  is always consistent with them; the analysts' copy (`reports.publish`) materialises it.
 
-Scale: only sufficient statistics leave DuckDB (order-1 transition counts, won deals per channel
-set: a few thousand rows whatever the data size); the per-touch credits are computed in SQL with
-the small table of removal effects. Models are fitted on closed opportunities (won =
+Scale: the journeys are grouped into ordered channel paths inside DuckDB (`path_stats`: one
+pass, one row per distinct path with its closed / won counts and bookings, a few ten thousand
+rows whatever the data size); Markov and Shapley run on those weighted paths (`fit_paths`).
+No per-journey frame leaves the database, and no per-touch table is written here: writing
+2 rows per touch was 80-90 % of this step. Models are fitted on closed opportunities (won =
 conversion with value amount_usd, lost = null); every opportunity with touches, open ones
 included, gets per-touch credits.
 """
@@ -27,15 +32,12 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from assets.attribution.markov import MarkovResult, chain_from_transitions, removal_effects
+from assets.attribution.journeys import Journeys
+from assets.attribution.markov import MarkovResult, markov
 from assets.attribution.models import RATE_GAME_MAX_CHANNELS
-from assets.attribution.shapley import (
-    ShapleyResult,
-    channel_sets_from_frame,
-    conversion_rate_shapley,
-    shapley,
-)
+from assets.attribution.shapley import ShapleyResult, conversion_rate_shapley, shapley
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,10 @@ def _check_source(con: duckdb.DuckDBPyConnection, table: str) -> None:
 
 
 def transitions(con: duckdb.DuckDBPyConnection, table: str = JOURNEYS_TABLE) -> pd.DataFrame:
-    """Order-1 transition counts of closed opportunities (won -> conversion with amount)."""
+    """Order-1 transition counts of closed opportunities (won -> conversion with amount).
+
+    The previous route of the asset, kept as an independent SQL cross-check of `path_stats`
+    (tests/unit/test_attribution_paths.py); the asset no longer calls it."""
     return con.execute(
         f"""
         with touches as (
@@ -111,7 +116,7 @@ def transitions(con: duckdb.DuckDBPyConnection, table: str = JOURNEYS_TABLE) -> 
 
 def channel_set_counts(con: duckdb.DuckDBPyConnection, table: str = JOURNEYS_TABLE) -> pd.DataFrame:
     """Closed journeys, won deals and bookings per exact set of channels (the statistic of both
-    Shapley games)."""
+    Shapley games). Kept, like `transitions`, as a cross-check; the asset uses `path_stats`."""
     return con.execute(
         f"""
         with sets as (
@@ -128,6 +133,111 @@ def channel_set_counts(con: duckdb.DuckDBPyConnection, table: str = JOURNEYS_TAB
         from sets group by channel_set order by channel_set
         """
     ).df()
+
+
+_PATHS_SQL = """
+with
+codes as (
+    select channel, (row_number() over (order by channel) - 1)::integer as code
+    from (select distinct channel from {source} where channel is not null)
+),
+journeys as (
+    select
+        j.opportunity_id,
+        list(c.code order by j.touch_position) as path,
+        bool_or(j.opportunity_status in ('won', 'lost')) as is_closed,
+        bool_or(j.is_won) as is_won,
+        max(coalesce(j.amount_usd, 0)) as amount_usd
+    from {source} as j
+    inner join codes as c on j.channel = c.channel
+    group by j.opportunity_id
+)
+select
+    path,
+    count(*)::bigint as journeys,
+    count(*) filter (where is_closed)::bigint as closed,
+    count(*) filter (where is_closed and is_won)::bigint as won,
+    coalesce(sum(amount_usd) filter (where is_closed and is_won), 0)::double as value
+from journeys
+group by path
+"""
+
+
+@dataclass(frozen=True)
+class PathStats:
+    """Journeys grouped into ordered channel paths (the sufficient statistic of both models).
+
+    ``closed`` holds the closed opportunities as weighted `Journeys` (one per distinct path:
+    conversions = won, nulls = lost, value = won bookings), over the channels seen in closed
+    journeys only (sorted by name). The counts cover every opportunity with touches.
+    """
+
+    closed: Journeys
+    paths: int
+    journeys: int
+    touches: int
+    closed_journeys: int
+    won_journeys: int
+
+
+def path_stats(con: duckdb.DuckDBPyConnection, source: str = JOURNEYS_TABLE) -> PathStats:
+    """Group the journeys of `source` into ordered paths inside DuckDB (one pass, no
+    per-journey frame leaves the database) and return them as weighted `Journeys`."""
+    seen = con.execute(
+        f"select channel, count(*) from {source} group by channel order by channel nulls first"
+    ).fetchall()
+    if seen and seen[0][0] is None:
+        raise LookupError(
+            f"{source} has {seen[0][1]} touch(es) without a channel: fix the journeys"
+        )
+    channels = tuple(str(name) for name, _ in seen)
+    table: pa.Table = con.sql(_PATHS_SQL.format(source=source)).to_arrow_table()
+    path = table.column("path").combine_chunks()
+    lengths = path.value_lengths().to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = path.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+    count = {
+        c: table.column(c).to_numpy().astype(np.float64) for c in ("journeys", "closed", "won")
+    }
+    value = table.column("value").to_numpy().astype(np.float64)
+    keep = count["closed"] > 0
+    touch_keep = np.repeat(keep, lengths)
+    kept_codes = codes[touch_keep]
+    used = np.unique(kept_codes)  # channels seen in closed journeys (still sorted by name)
+    remap = np.full(len(channels), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    kept_lengths = lengths[keep]
+    closed = Journeys(
+        channels=tuple(channels[i] for i in used),
+        offsets=np.concatenate([[0], np.cumsum(kept_lengths)]).astype(np.int64),
+        touch_channel=remap[kept_codes],
+        conversions=count["won"][keep],
+        value=value[keep],
+        nulls=(count["closed"] - count["won"])[keep],
+    )
+    return PathStats(
+        closed=closed,
+        paths=len(lengths),
+        journeys=int(count["journeys"].sum()),
+        touches=int((lengths * count["journeys"]).sum()),
+        closed_journeys=int(count["closed"].sum()),
+        won_journeys=int(count["won"].sum()),
+    )
+
+
+def fit_paths(closed: Journeys) -> tuple[MarkovResult, ShapleyResult, pd.DataFrame]:
+    """Markov (order 1, exact removal effects), Shapley (both games) on closed paths."""
+    if closed.n_journeys == 0:
+        empty = pd.DataFrame({"channel": [], "rate_contribution": []})
+        mk = MarkovResult((), 0.0, 0.0, np.zeros(0), np.zeros(0), 0.0, 0.0)
+        return mk, ShapleyResult((), np.zeros(0), np.zeros(0), "none"), empty
+    mk = markov(closed, 1)
+    sh = shapley(closed)
+    rate = (
+        conversion_rate_shapley(closed)
+        if 0 < closed.n_channels <= RATE_GAME_MAX_CHANNELS
+        else pd.DataFrame({"channel": [], "rate_contribution": []})
+    )
+    return mk, sh, rate
 
 
 def _channel_frame(mk: MarkovResult, sh: ShapleyResult, rate: pd.DataFrame) -> pd.DataFrame:
@@ -176,36 +286,50 @@ def _channel_frame(mk: MarkovResult, sh: ShapleyResult, rate: pd.DataFrame) -> p
 
 
 _TOUCH_SQL = """
-create or replace table {target} as
+create view {target} as
 with
-touches as (
+per_channel as (
     select
-        j.*,
-        count(*) over (partition by j.opportunity_id, j.channel) as channel_touches,
-        count(distinct j.channel) over (partition by j.opportunity_id) as distinct_channels,
-        coalesce(e.removal_effect, 0) as removal_effect
+        j.opportunity_id,
+        j.channel,
+        count(*) as channel_touches,
+        any_value(coalesce(e.removal_effect, 0)) as removal_effect
     from {source} as j
-    left join _attribution_effects as e on j.channel = e.channel
+    left join {effects} as e on j.channel = e.channel and e.attribution_model = 'markov'
+    group by j.opportunity_id, j.channel
 ),
-weighted as (
+per_opportunity as (
+    -- summed in channel order: a parallel sum() adds in any order, and the last bits of the
+    -- credits would differ between two reads of the view (the publish fingerprints it)
     select
-        touches.*,
-        sum(removal_effect / channel_touches) over (
-            partition by opportunity_id
-        ) as removal_total
-    from touches
+        opportunity_id,
+        count(*) as distinct_channels,
+        list_sum(list(removal_effect order by channel)) as removal_total
+    from per_channel
+    group by opportunity_id
+),
+weights as (
+    select
+        c.opportunity_id,
+        c.channel,
+        case
+            when o.removal_total > 0 then c.removal_effect / c.channel_touches / o.removal_total
+            else 1.0 / (c.channel_touches * o.distinct_channels)
+        end as markov_credit,
+        1.0 / (c.channel_touches * o.distinct_channels) as shapley_credit
+    from per_channel as c
+    inner join per_opportunity as o on c.opportunity_id = o.opportunity_id
 ),
 credits as (
-    select weighted.*, 'markov' as attribution_model,
-        case
-            when removal_total > 0 then removal_effect / channel_touches / removal_total
-            else 1.0 / (channel_touches * distinct_channels)
+    select
+        j.*,
+        m.attribution_model,
+        case m.attribution_model
+            when 'markov' then w.markov_credit else w.shapley_credit
         end as credit
-    from weighted
-    union all
-    select weighted.*, 'shapley' as attribution_model,
-        1.0 / (channel_touches * distinct_channels) as credit
-    from weighted
+    from {source} as j
+    inner join weights as w on j.opportunity_id = w.opportunity_id and j.channel = w.channel
+    cross join (values ('markov'), ('shapley')) as m (attribution_model)
 )
 select
     opportunity_id::varchar as opportunity_id,
@@ -224,7 +348,6 @@ select
     (credit * amount_usd)::double as attributed_pipeline_usd,
     (case when is_won then credit * amount_usd else 0 end)::double as attributed_bookings_usd
 from credits
-order by opportunity_id, attribution_model, touch_position
 """
 _OPTIONAL = (
     ("occurred_at", "timestamp"),
@@ -235,15 +358,28 @@ _OPTIONAL = (
 )
 
 
+def _drop_relation(con: duckdb.DuckDBPyConnection, relation: str) -> None:
+    schema, name = relation.split(".")
+    row = con.execute(
+        "select table_type from information_schema.tables "
+        "where table_schema = ? and table_name = ? and table_catalog = current_database()",
+        [schema, name],
+    ).fetchone()
+    if row is not None:
+        kind = "view" if row[0] == "VIEW" else "table"
+        con.execute(f"drop {kind} {relation}")
+
+
 def build_data_driven(
     con: duckdb.DuckDBPyConnection,
     source: str = JOURNEYS_TABLE,
     touch_table: str = TOUCH_TABLE,
     channel_table: str = CHANNEL_TABLE,
 ) -> DataDrivenSummary:
-    """Fit Markov (order 1) and Shapley on `source` and (re)write both output tables.
+    """Fit Markov (order 1) and Shapley on `source`, (re)write the channel table and the
+    per-touch view.
 
-    Idempotent: both tables are replaced in one transaction.
+    Idempotent: both are replaced in one transaction.
     """
     t0 = time.perf_counter()
     _check_source(con, source)
@@ -256,54 +392,32 @@ def build_data_driven(
             [schema, name],
         ).fetchall()
     }
-    journeys, touches, closed, won = con.execute(
-        f"""select count(distinct opportunity_id), count(*),
-                   count(distinct case when opportunity_status in ('won', 'lost')
-                                       then opportunity_id end),
-                   count(distinct case when opportunity_status = 'won' then opportunity_id end)
-            from {source}"""
-    ).fetchone()
+    stats = path_stats(con, source)
     log.info(
-        "attribution: %d journeys, %d touches (%d closed, %d won)", journeys, touches, closed, won
+        "attribution: %d journeys, %d touches (%d closed, %d won) in %d distinct paths",
+        stats.journeys,
+        stats.touches,
+        stats.closed_journeys,
+        stats.won_journeys,
+        stats.paths,
     )
-    trans = transitions(con, source)
-    if trans.empty:
-        mk = MarkovResult((), 0.0, 0.0, np.zeros(0), np.zeros(0), 0.0, 0.0)
-    else:
-        mk = removal_effects(chain_from_transitions(trans, sep=None))
-    sets = channel_set_counts(con, source)
-    sh = (
-        shapley(channel_sets_from_frame(sets))
-        if len(sets)
-        else ShapleyResult((), np.zeros(0), np.zeros(0), "none")
-    )
+    mk, sh, rate = fit_paths(stats.closed)
     log.info(
-        "attribution: markov P(win)=%.4f over %d channels; shapley %s over %d channel sets",
+        "attribution: markov P(win)=%.4f over %d channels; shapley %s",
         mk.conversion_probability,
         len(mk.channels),
         sh.method,
-        len(sets),
-    )
-    rate = (
-        conversion_rate_shapley(sets)
-        if 0 < len(sh.channels) <= RATE_GAME_MAX_CHANNELS
-        else pd.DataFrame({"channel": [], "rate_contribution": []})
     )
     channels = _channel_frame(mk, sh, rate)
-    effects = pd.DataFrame(
-        {"channel": list(mk.channels), "removal_effect": mk.removal_effects}
-    ).astype({"channel": "object", "removal_effect": "float64"})
     optional = "".join(
         f"{col}::{typ} as {col},\n    " if col in have else f"null::{typ} as {col},\n    "
         for col, typ in _OPTIONAL
     )
-    con.register("_attribution_effects", effects)
     con.register("_attribution_channels", channels)
     try:
         con.execute("begin transaction")
         for table in (touch_table, channel_table):
             con.execute(f"create schema if not exists {table.split('.')[0]}")
-        con.execute(_TOUCH_SQL.format(target=touch_table, source=source, optional=optional))
         con.execute(
             f"""create or replace table {channel_table} as
                 select attribution_model::varchar as attribution_model,
@@ -321,18 +435,23 @@ def build_data_driven(
                        bookings_share::double as bookings_share
                 from _attribution_channels order by attribution_model, channel"""
         )
+        _drop_relation(con, touch_table)  # a table from an older version, or the view
+        con.execute(
+            _TOUCH_SQL.format(
+                target=touch_table, source=source, effects=channel_table, optional=optional
+            )
+        )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
     finally:
-        con.unregister("_attribution_effects")
         con.unregister("_attribution_channels")
     return DataDrivenSummary(
-        journeys=int(journeys),
-        touches=int(touches),
-        closed_journeys=int(closed),
-        won_journeys=int(won),
+        journeys=stats.journeys,
+        touches=stats.touches,
+        closed_journeys=stats.closed_journeys,
+        won_journeys=stats.won_journeys,
         markov=mk,
         shapley=sh,
         channel_table=channels,

@@ -149,3 +149,38 @@ def test_missing_journey_table_fails_with_a_clear_message(tmp_path, monkeypatch)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "int_opportunity_journeys does not exist" in failure.event_specific_data.error.message
+
+
+def test_per_touch_relation_is_a_view_that_replaces_an_older_table(warehouse):
+    path, rows = warehouse
+    with duckdb.connect(str(path)) as con:  # what an earlier version of the asset left behind
+        con.execute("create schema marts")
+        con.execute("create table marts.attribution_data_driven as select 1 as stale")
+    with DagsterInstance.ephemeral() as instance:
+        assert run(instance).success
+    with duckdb.connect(str(path)) as con:
+        kinds = dict(
+            con.execute(
+                "select table_name, table_type from information_schema.tables "
+                "where table_schema = 'marts'"
+            ).fetchall()
+        )
+        assert kinds == {
+            "attribution_data_driven": "VIEW",
+            "attribution_channel_effects": "BASE TABLE",
+        }
+        # the view follows the journeys: a new touch shows up with credits summing to 1
+        con.execute(
+            "insert into intermediate.int_opportunity_journeys by name "
+            "select '006999999' as opportunity_id, 'tp-new' as touchpoint_id, "
+            "1 as touch_position, 1 as touch_count, 'email' as channel, "
+            "'open' as opportunity_status, false as is_won, 5.0 as amount_usd"
+        )
+        got = con.execute(
+            "select attribution_model, sum(credit) from marts.attribution_data_driven "
+            "where opportunity_id = '006999999' group by 1 order by 1"
+        ).fetchall()
+        assert got == [("markov", 1.0), ("shapley", 1.0)]
+        assert con.execute("select count(*) from marts.attribution_data_driven").fetchone()[
+            0
+        ] == 2 * (len(rows) + 1)

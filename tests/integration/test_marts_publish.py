@@ -96,9 +96,11 @@ def test_reader_is_never_blocked_and_never_sees_a_partial_publish(tmp_path):
         publish_seconds = []
         for version in (2, 3, 4):
             write_warehouse(warehouse, version)
-            result = publish_marts(warehouse, marts)
+            # every row changes: force the copy-on-write path (readers hold the file it copies)
+            result = publish_marts(warehouse, marts, rebuild_share=1.0)
             publish_seconds.append(result.seconds)
             assert result.tables["main.facts"] == SIZES[version]
+            assert result.mode == "incremental"  # copy-on-write of the file readers hold
             time.sleep(0.3)
     finally:
         stop.touch()
@@ -118,7 +120,7 @@ def test_reader_is_never_blocked_and_never_sees_a_partial_publish(tmp_path):
             assert seen == {1}  # an open session keeps its consistent copy
     # nothing is left behind but the published file
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["marts.duckdb", "stop", "warehouse.duckdb"]
+    assert left == [".marts.duckdb.publish.json", "marts.duckdb", "stop", "warehouse.duckdb"]
     assert min(publish_seconds) > 0
 
 
@@ -131,7 +133,11 @@ def test_failed_publish_keeps_the_previous_copy(tmp_path):
     with pytest.raises(ValueError, match="no tables"):
         publish_marts(warehouse, marts, schemas=("marts", "missing_schema"))
     assert marts.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["marts.duckdb", "warehouse.duckdb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".marts.duckdb.publish.json",
+        "marts.duckdb",
+        "warehouse.duckdb",
+    ]
     with pytest.raises(FileNotFoundError):
         publish_marts(tmp_path / "nope.duckdb", marts)
 
@@ -164,3 +170,180 @@ def test_schema_named_like_the_file_lands_in_main(tmp_path):
         assert "scratch" not in schemas
     finally:
         ro.close()
+
+
+# --- incremental (copy-on-write) publishing ---------------------------------------------------
+
+
+def build_warehouse(path: Path) -> None:
+    """Several marts of different shapes, a view, and a schema that is not published."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("create schema marts")
+        con.execute(
+            "create table marts.big as select range as id, range % 7 as k, "
+            "'name ' || range as label, range * 0.5 as x from range(200000)"
+        )
+        con.execute("create table marts.small as select * from (values (1, 'a'), (2, 'b')) t(i, s)")
+        con.execute(
+            "create table marts.dup as select 1 as a, 'x' as b from range(3)"  # duplicate rows
+        )
+        con.execute("create table marts.empty (id integer, note varchar)")
+        con.execute(
+            "create view marts.big_by_k as select k, count(*) as n from marts.big group by k"
+        )
+        con.execute("create schema scratch")
+        con.execute("create table scratch.hidden as select 1 as x")
+    finally:
+        con.close()
+
+
+def physical_order(db: Path, sql: str, schema: str) -> list:
+    """Rows in storage order (no ORDER BY): a copy keeps its source's order, so a published
+    table whose order differs from the warehouse's was not rewritten by the last publish."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        return [r[0] for r in con.execute(sql.format(schema=schema)).fetchall()]
+
+
+def assert_published_equals_warehouse(warehouse: Path, marts: Path) -> None:
+    """Every published table has exactly the rows of its warehouse relation (EXCEPT ALL both
+    ways, so duplicates count), and nothing else is published."""
+    with duckdb.connect() as con:
+        con.execute(f"attach '{warehouse}' as w (read_only)")
+        con.execute(f"attach '{marts}' as p (read_only)")
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_catalog = 'w' and table_schema = 'marts' order by 1"
+            ).fetchall()
+        ]
+        published = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_catalog = 'p' "
+                "and table_schema = 'main' and table_name not like 'publish_%' order by 1"
+            ).fetchall()
+        ]
+        assert published == names
+        for name in names:
+            for a, b in (("w.marts", "p.main"), ("p.main", "w.marts")):
+                diff = con.execute(
+                    f"select count(*) from (select * from {a}.{name} except all "
+                    f"select * from {b}.{name})"
+                ).fetchone()[0]
+                assert diff == 0, (name, a, b)
+            cols = [
+                con.execute(
+                    "select list(column_name || ':' || data_type order by ordinal_position) "
+                    "from information_schema.columns where table_catalog = ? "
+                    "and table_schema = ? and table_name = ?",
+                    [cat, sch, name],
+                ).fetchone()[0]
+                for cat, sch in (("w", "marts"), ("p", "main"))
+            ]
+            assert cols[0] == cols[1], name
+
+
+def test_incremental_publish_rewrites_only_changed_tables(tmp_path):
+    warehouse, marts = tmp_path / "warehouse.duckdb", tmp_path / "marts.duckdb"
+    build_warehouse(warehouse)
+    first = publish_marts(warehouse, marts)
+    assert first.mode == "full" and first.reason == "no previous publish"
+    assert set(first.rewritten) == set(first.tables) and len(first.tables) == 5
+    assert_published_equals_warehouse(warehouse, marts)
+
+    # same content, new physical order (dbt rebuilt the tables): nothing is rewritten
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "create or replace table marts.small as select * from marts.small order by i desc"
+        )
+        con.execute("create or replace table marts.big as select * from marts.big order by id desc")
+    small_sql, big_sql = "select i from {schema}.small", "select id from {schema}.big limit 3"
+    assert physical_order(warehouse, small_sql, "marts") == [2, 1]
+    stamp = marts.stat().st_mtime_ns, marts.stat().st_ino
+    same = publish_marts(warehouse, marts)
+    assert same.mode == "unchanged" and same.rewritten == ()
+    assert (marts.stat().st_mtime_ns, marts.stat().st_ino) == stamp  # the very same file
+    assert physical_order(marts, small_sql, "main") == [1, 2]  # the old copy, not rewritten
+    assert physical_order(marts, big_sql, "main") == [0, 1, 2]
+    assert_published_equals_warehouse(warehouse, marts)
+
+    # one value of one row of `big` changes, one duplicate row is added to `dup`
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update marts.big set label = 'changed' where id = 123456")
+        con.execute("insert into marts.dup values (1, 'x')")
+    changed = publish_marts(warehouse, marts, rebuild_share=1.0)  # `big` is most of the rows
+    assert changed.mode == "incremental"
+    assert sorted(changed.rewritten) == ["main.big", "main.dup"]  # the view's counts are equal
+    assert physical_order(marts, big_sql, "main") == [199999, 199998, 199997]  # rewritten
+    assert physical_order(marts, small_sql, "main") == [1, 2]  # still the first copy
+    assert_published_equals_warehouse(warehouse, marts)
+    with duckdb.connect(str(marts), read_only=True) as con:
+        assert con.execute("select label from big where id = 123456").fetchone()[0] == "changed"
+        assert con.execute("select count(*) from dup").fetchone()[0] == 4
+        info = con.execute("select mode, rewritten, tables from publish_info").fetchone()
+        assert info == ("incremental", 2, 5)
+        flags = dict(con.execute("select table_name, rewritten from publish_tables").fetchall())
+        assert flags["main.small"] is False and flags["main.big"] is True
+
+
+def test_incremental_publish_detects_view_schema_drop_and_new_tables(tmp_path):
+    warehouse, marts = tmp_path / "warehouse.duckdb", tmp_path / "marts.duckdb"
+    build_warehouse(warehouse)
+    publish_marts(warehouse, marts)
+    with duckdb.connect(str(warehouse)) as con:
+        # same values, renamed column; a view whose upstream changed; a dropped and a new table
+        con.execute("create or replace table marts.small as select i as j, s from marts.small")
+        con.execute("delete from marts.big where k = 3")
+        con.execute("drop table marts.dup")
+        con.execute("create table marts.fresh as select 42 as answer")
+    result = publish_marts(warehouse, marts, rebuild_share=1.0)
+    assert result.mode == "incremental"
+    assert set(result.rewritten) == {"main.small", "main.big", "main.big_by_k", "main.fresh"}
+    assert "main.dup" not in result.tables
+    assert_published_equals_warehouse(warehouse, marts)
+    with duckdb.connect(str(warehouse)) as con:  # same values, wider type
+        con.execute("create or replace table marts.fresh as select 42::bigint as answer")
+    result = publish_marts(warehouse, marts)
+    assert result.rewritten == ("main.fresh",)
+    assert_published_equals_warehouse(warehouse, marts)
+
+
+@pytest.mark.parametrize("tamper", ["sidecar", "modified", "full"])
+def test_falls_back_to_a_full_rebuild(tmp_path, tamper):
+    warehouse, marts = tmp_path / "warehouse.duckdb", tmp_path / "marts.duckdb"
+    build_warehouse(warehouse)
+    publish_marts(warehouse, marts)
+    if tamper == "sidecar":  # no record of the last publish (older publisher, lost file)
+        (tmp_path / ".marts.duckdb.publish.json").unlink()
+        reason = "no valid publish record"
+    elif tamper == "modified":  # someone wrote into the analysts' copy
+        with duckdb.connect(str(marts)) as con:
+            con.execute("update small set s = 'tampered'")
+        reason = "changed since the last publish"
+    else:
+        reason = "incremental=False"
+    result = publish_marts(warehouse, marts, incremental=tamper != "full")
+    assert result.mode == "full" and reason in result.reason
+    assert set(result.rewritten) == set(result.tables)
+    assert_published_equals_warehouse(warehouse, marts)
+    again = publish_marts(warehouse, marts)  # and the next publish is incremental again
+    assert again.mode == "unchanged" and again.rewritten == ()
+
+
+def test_a_mostly_changed_warehouse_is_published_fresh(tmp_path):
+    warehouse, marts = tmp_path / "warehouse.duckdb", tmp_path / "marts.duckdb"
+    build_warehouse(warehouse)
+    publish_marts(warehouse, marts)
+    with duckdb.connect(str(warehouse)) as con:  # `big` holds nearly all the rows
+        con.execute("update marts.big set x = x + 1 where id = 0")
+    result = publish_marts(warehouse, marts)
+    assert result.mode == "full" and "of the rows changed" in result.reason
+    assert set(result.rewritten) == set(result.tables)
+    assert_published_equals_warehouse(warehouse, marts)
+    with duckdb.connect(str(warehouse)) as con:  # a small change is patched in
+        con.execute("update marts.small set s = 'z' where i = 1")
+    result = publish_marts(warehouse, marts)
+    assert result.mode == "incremental" and result.rewritten == ("main.small",)
+    assert_published_equals_warehouse(warehouse, marts)
