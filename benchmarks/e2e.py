@@ -619,7 +619,8 @@ def _floor_sql(spec: dict, con, mark) -> None:
     con.execute(f"copy ({q}) to '{out / 'f.csv'}' (header)")
     mark("export", 0)
 
-    # publish: every marts table copied into a new DuckDB file
+    # publish: every marts table and view (the data-driven attribution rows are a view the
+    # publish materializes) copied into a new DuckDB file
     pub = out / "marts_floor.duckdb"
     con.execute(f"attach '{pub}' as pub")
     con.execute("create schema pub.marts")
@@ -627,7 +628,7 @@ def _floor_sql(spec: dict, con, mark) -> None:
         r[0]
         for r in con.execute(
             "select table_name from information_schema.tables where table_catalog = 'warehouse' "
-            "and table_schema = 'marts' and table_type = 'BASE TABLE'"
+            "and table_schema = 'marts' and table_type in ('BASE TABLE', 'VIEW')"
         ).fetchall()
     ]
     for name in names:

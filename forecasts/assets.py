@@ -158,27 +158,17 @@ def _report_asset(cadence: str):
         ),
     )
     def _report(context: AssetExecutionContext) -> MaterializeResult:
-        import pandas as pd
-
-        from forecasts.periods import as_of_timestamp
-        from forecasts.series import prepare_history
-        from forecasts.store import connect, read_history, read_ledger, read_partition
+        from forecasts.store import connect
         from reports.executive_report import (
-            build_report_data,
+            load_report_data,
             render_markdown,
             summary,
             write_report,
         )
 
-        d = as_of_timestamp(context.partition_key)
-        # the report looks at states as of the previous period's start and as of d only
-        prev = d - (pd.Timedelta(weeks=1) if cadence == "weekly" else pd.DateOffset(months=1))
+        # built inside DuckDB: only the report's own rows leave the warehouse
         with connect(paths().warehouse, read_only=True) as con:
-            history = prepare_history(read_history(con, valid_between=(prev, d)))
-            forecast = read_partition(con, "forecasts", cadence, context.partition_key)
-            ledger = read_ledger(con, cadence)
-            acc = read_partition(con, "backtest_accuracy", cadence, context.partition_key)
-        data = build_report_data(history, forecast, ledger, acc, cadence, context.partition_key)
+            data = load_report_data(con, cadence, context.partition_key)
         path = write_report(data, paths().reports / "executive")
         s = summary(data)
         return MaterializeResult(
