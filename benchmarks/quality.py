@@ -1,7 +1,20 @@
-"""Benchmark: validate a synthetic 10M-row Opportunity table, ours vs the plain-SQL floor.
+"""Benchmark the data-quality gate: full and incremental evaluation vs the plain-SQL floor.
 
     .venv/bin/python -m benchmarks.quality [--rows 10000000] [--keep DIR]
+    .venv/bin/python -m benchmarks.quality --incremental [--scale medium] [--engine sql|gx]
+    .venv/bin/python -m benchmarks.quality --incremental --home SALESOPS_HOME
 
+`--incremental` (the weekly run): a generated org (`--scale`, default medium) is loaded and
+evaluated in full (state kept), advanced by a week (`sandbox.org.advance`) and the changes are
+merged like dlt (new `_dlt_load_id`); then, side by side on copies of the same warehouse, every
+Salesforce table is validated incrementally and from scratch, against two floors: the same checks
+as one plain aggregate query per table over every live row (full floor) and over the rows of
+the new load only (incremental floor). Results must be identical. With `--home`, the Salesforce
+tables of an existing warehouse (`<home>/warehouse.duckdb`, opened read-only, never written) are
+copied into a temp file; the newest load plays the week's changes (the state of a full
+evaluation is told it has not seen that load).
+
+Without `--incremental`:
 Builds salesforce.opportunity (N rows, ~1 % defects), salesforce.account (N/10) and
 salesforce.user (2,000) in a temp DuckDB file with SQL (seconds), then runs, each in a fresh
 subprocess so peak memory (max RSS) is measured per variant:
@@ -137,8 +150,212 @@ def run_variant(variant: str, path: str) -> dict:
     return out
 
 
+def floor_incremental_sql(spec, new_loads: list[str]) -> str:
+    """The floor of the incremental work: the row checks over the new load's live rows."""
+    loads = ", ".join("'" + x.replace("'", "''") + "'" for x in new_loads) or "NULL"
+    sql = floor_sql(spec)
+    return sql.replace(
+        f"FROM ({spec.source_query()}) AS src",
+        f"FROM ({spec.source_query()} AND {spec.load_id_sql} IN ({loads})) AS src",
+    )
+
+
+def _timed(fn):
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t = time.perf_counter()
+    out = fn()
+    wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return out, wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def _prepare_generated(d: Path, scale: str, engine: str) -> tuple[dt.datetime, dict]:
+    """Org -> warehouse, full evaluation (state), one week advanced and merged like dlt."""
+    import duckdb
+
+    from quality_checks.fixtures import merge_org_like_dlt
+    from quality_checks.rules import QualityConfig, salesforce_specs
+    from quality_checks.validate import validate_tables
+    from sandbox.org import advance, generate, load_into_duckdb
+
+    t = time.perf_counter()
+    org = generate(scale, seed=7, end=AS_OF.date())
+    load_into_duckdb(org, d / "warehouse.duckdb")
+    print(
+        f"org {scale}: {sum(x.num_rows for x in org.tables.values()):,} rows in "
+        f"{time.perf_counter() - t:.1f}s",
+        flush=True,
+    )
+    cfg = QualityConfig(as_of=org.as_of)
+    t = time.perf_counter()
+    validate_tables(d / "warehouse.duckdb", salesforce_specs(cfg), cfg, "week-1", engine)
+    print(f"week 1 full evaluation (state kept): {time.perf_counter() - t:.1f}s", flush=True)
+    org2 = advance(org, 7)
+    con = duckdb.connect(str(d / "warehouse.duckdb"))
+    written = merge_org_like_dlt(con, org2.tables, "load-week-2")
+    con.close()
+    print(f"week 2 merged like dlt: {sum(written.values()):,} rows changed or new", flush=True)
+    return org2.as_of, written
+
+
+def _prepare_home(d: Path, home: Path, engine: str) -> tuple[dt.datetime, dict]:
+    """Copy the Salesforce tables of `home` (read-only) and forget its newest load in the state."""
+    import json as _json
+
+    import duckdb
+
+    from quality_checks.rules import QualityConfig, salesforce_specs
+    from quality_checks.validate import validate_tables
+
+    src = home / "warehouse.duckdb"
+    t = time.perf_counter()
+    con = duckdb.connect(str(d / "warehouse.duckdb"), config={"memory_limit": "1GB"})
+    con.execute(f"ATTACH '{src}' AS src (READ_ONLY)")
+    con.execute("CREATE SCHEMA salesforce")
+    tables = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' AND "
+            "schema_name = 'salesforce' AND NOT starts_with(table_name, '_dlt')"
+        ).fetchall()
+    ]
+    for tbl in tables:
+        con.execute(f'CREATE TABLE salesforce."{tbl}" AS SELECT * FROM src.salesforce."{tbl}"')
+    newest = con.execute("SELECT max(_dlt_load_id) FROM salesforce.opportunity").fetchall()[0][0]
+    as_of = con.execute("SELECT max(system_modstamp) FROM salesforce.opportunity").fetchall()[0][0]
+    con.execute("DETACH src")
+    con.close()
+    print(f"copied {len(tables)} tables from {src} in {time.perf_counter() - t:.1f}s", flush=True)
+    as_of = as_of.astimezone(dt.UTC) + dt.timedelta(hours=1)
+    cfg = QualityConfig(as_of=as_of)
+    t = time.perf_counter()
+    validate_tables(d / "warehouse.duckdb", salesforce_specs(cfg), cfg, "week-1", engine)
+    print(f"full evaluation (state kept): {time.perf_counter() - t:.1f}s", flush=True)
+    con = duckdb.connect(str(d / "warehouse.duckdb"))
+    written = {}
+    for label, loads in con.execute('SELECT "table", load_ids FROM quality.eval_state').fetchall():
+        counts = _json.loads(loads)
+        written[label] = counts.pop(newest, 0)
+        # the stored checked counts include that load's rows: drop them (whole-table pass)
+        con.execute(
+            'UPDATE quality.eval_state SET load_ids = ?, checked = NULL WHERE "table" = ?',
+            [_json.dumps(counts), label],
+        )
+    con.close()
+    print(f"state told the newest load {newest} is new: {sum(written.values()):,} rows", flush=True)
+    return as_of, written
+
+
+def run_incremental(args) -> None:
+    import os
+
+    import duckdb
+
+    from quality_checks import sql_engine
+    from quality_checks.rules import QualityConfig, salesforce_specs
+    from quality_checks.validate import validate_tables
+
+    tmp = Path(tempfile.mkdtemp(prefix="salesops-bench-quality-incr-"))
+    try:
+        if args.home:
+            as_of, _ = _prepare_home(tmp, Path(args.home), args.engine)
+        else:
+            as_of, _ = _prepare_generated(tmp, args.scale, args.engine)
+        wh = tmp / "warehouse.duckdb"
+        full_copy = tmp / "full.duckdb"
+        shutil.copy(wh, full_copy)
+        floor_copy = tmp / "floor.duckdb"
+        shutil.copy(wh, floor_copy)
+        if args.engine == "gx":
+            from quality_checks import gx_engine
+
+            gx_engine._gx()  # one-off import, not timed
+        load1 = os.getloadavg()[0]
+        cfg = QualityConfig(as_of=as_of)
+        scratch = QualityConfig(as_of=as_of, incremental=False)
+        inc, inc_s, inc_cpu = _timed(
+            lambda: validate_tables(wh, salesforce_specs(cfg), cfg, "week-2", args.engine)
+        )
+        full, full_s, full_cpu = _timed(
+            lambda: validate_tables(
+                full_copy, salesforce_specs(scratch), scratch, "week-2", args.engine
+            )
+        )
+
+        def floors() -> tuple[float, float, int, int]:
+            con = duckdb.connect(str(floor_copy), config={"memory_limit": "1GB"})
+            try:
+                state = dict(
+                    con.execute('SELECT "table", load_ids FROM quality.eval_state').fetchall()
+                )
+                tables = sql_engine.existing_tables(con)
+                f_s = i_s = 0.0
+                rows = new_rows = 0
+                for spec in salesforce_specs(cfg):
+                    cols = sql_engine.table_columns(con, spec)
+                    spec, _ = sql_engine.applicable(sql_engine.row_spec(spec), cols, tables)
+                    seen = json.loads(state.get(spec.label) or "{}")
+                    current = [
+                        r[0]
+                        for r in con.execute(
+                            f"SELECT DISTINCT {spec.load_id_sql} FROM {spec.qualified}"
+                        ).fetchall()
+                    ]
+                    new = [x for x in current if x not in seen]
+                    t = time.perf_counter()
+                    rows += con.execute(floor_sql(spec)).fetchall()[0][0]
+                    f_s += time.perf_counter() - t
+                    t = time.perf_counter()
+                    new_rows += con.execute(floor_incremental_sql(spec, new)).fetchall()[0][0]
+                    i_s += time.perf_counter() - t
+                return f_s, i_s, rows, new_rows
+            finally:
+                con.close()
+
+        floor_full_s, floor_inc_s, rows, new_rows = floors()
+        load2 = os.getloadavg()[0]
+        mismatches = [
+            a.label
+            for a, b in zip(inc, full, strict=True)
+            if (a.counts, a.samples, [(r.name, r.checked, r.failed) for r in a.rules])
+            != (b.counts, b.samples, [(r.name, r.checked, r.failed) for r in b.rules])
+        ]
+        print()
+        print(
+            f"17 Salesforce tables, {rows:,} live rows, {new_rows:,} in the new load "
+            f"(engine {args.engine}, load average {load1:.1f} -> {load2:.1f})"
+        )
+        print(f"{'variant':28} {'wall s':>8} {'cpu s':>8}")
+        print(f"{'full (from scratch)':28} {full_s:8.2f} {full_cpu:8.2f}")
+        print(f"{'incremental':28} {inc_s:8.2f} {inc_cpu:8.2f}")
+        print(f"{'floor full (1 query/table)':28} {floor_full_s:8.2f}")
+        print(f"{'floor incremental (new rows)':28} {floor_inc_s:8.2f}")
+        print(
+            f"incremental / full = {inc_s / full_s:.1%}; full / floor = "
+            f"{full_s / floor_full_s:.2f}x; incremental - floor incremental = "
+            f"{inc_s - floor_inc_s:.2f}s ({(inc_s - floor_inc_s) / 17:.3f}s per table)"
+        )
+        slow = sorted(inc, key=lambda r: -r.seconds)[:5]
+        for r in slow:
+            print(f"  {r.label:40} {r.seconds:6.2f}s  {r.evaluation[:110]}")
+        print("identical results: " + ("yes" if not mismatches else f"NO {mismatches}"))
+        if mismatches:
+            raise SystemExit(1)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--incremental", action="store_true", help="the weekly incremental case")
+    ap.add_argument("--scale", default="medium", help="org scale for --incremental")
+    ap.add_argument("--engine", choices=["sql", "gx"], default="sql")
+    ap.add_argument("--home", help="--incremental on this SALESOPS_HOME's warehouse (read-only)")
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument(
         "--keep", type=Path, help="keep the DuckDB file in this directory (reused if present)"
@@ -146,6 +363,9 @@ def main() -> None:
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.incremental:
+        run_incremental(args)
+        return
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.db)))
         return

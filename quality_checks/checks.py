@@ -1,13 +1,20 @@
 """Dagster layer: one BLOCKING asset check per raw table, mart checks, and the report asset.
 
 A check validates its table in the warehouse (paths().warehouse, read at run time), writes
-quality.results / table_scores / quarantine_ids, re-renders the HTML report, and returns an
-`AssetCheckResult`: severity ERROR (blocks everything downstream) below the gate, WARN when the
-table passes with findings (quarantined rows, soft findings), passed when clean.
+quality.results / table_scores / quarantine_ids and returns an `AssetCheckResult`: severity
+ERROR (blocks everything downstream) below the gate, WARN when the table passes with findings
+(quarantined rows, soft findings, a stale table), passed when clean.
+
+The HTML report is rendered once per run by the `reports/data_quality_report` asset, which
+depends on every raw table and so runs after all their blocking checks. A run the gate blocks
+never reaches that asset: there, the checks render the report themselves once a result of the
+run is ERROR (the last check to finish leaves the complete report).
 
 Run-time knobs: run tag `salesops/as_of` (ISO 8601; default env SALESOPS_AS_OF, else now) is the
 reference time for freshness/plausibility; env SALESOPS_QUALITY_ENGINE = gx (default) | sql;
-env SALESOPS_QUALITY_FRESHNESS_DAYS (default 3).
+env SALESOPS_QUALITY_FRESHNESS_DAYS (one window for every table that has one; default: the
+per-table windows of rules.FRESHNESS_WINDOWS); env SALESOPS_QUALITY_INCREMENTAL = 1 (default) |
+0 (always evaluate whole tables).
 """
 
 import datetime as dt
@@ -20,7 +27,7 @@ from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
 from orchestration.settings import paths
 from quality_checks.render import expectations_markdown, samples_markdown
-from quality_checks.rules import QualityConfig, TableSpec, all_raw_specs
+from quality_checks.rules import FRESH, QualityConfig, TableSpec, all_raw_specs
 from quality_checks.score import ERROR, TableResult
 from quality_checks.validate import validate_table
 
@@ -33,6 +40,7 @@ ENGINE_ENV = "SALESOPS_QUALITY_ENGINE"
 AS_OF_ENV = "SALESOPS_AS_OF"
 FRESHNESS_ENV = "SALESOPS_QUALITY_FRESHNESS_DAYS"
 GATE_ENV = "SALESOPS_QUALITY_GATE"
+INCREMENTAL_ENV = "SALESOPS_QUALITY_INCREMENTAL"
 WAREHOUSE_POOL = "warehouse"
 QUALITY_REPORT_KEY = dg.AssetKey(["reports", "data_quality_report"])
 REPORTS_GROUP = "reports"
@@ -56,13 +64,14 @@ def config_for_run(
     picklists: dict[tuple[str, str], tuple[str, ...]] | None = None,
 ) -> QualityConfig:
     as_of = parse_as_of((tags or {}).get(AS_OF_TAG) or os.environ.get(AS_OF_ENV))
-    days = float(os.environ.get(FRESHNESS_ENV, "3"))
+    days = os.environ.get(FRESHNESS_ENV)
     gate = float(os.environ.get(GATE_ENV, "0.98"))
     return QualityConfig(
         as_of=as_of,
         gate=gate,
-        freshness_max_age=dt.timedelta(days=days),
+        freshness_max_age=dt.timedelta(days=float(days)) if days else None,
         picklists=picklists,
+        incremental=os.environ.get(INCREMENTAL_ENV, "1").strip().lower() not in ("0", "false"),
     )
 
 
@@ -95,8 +104,16 @@ def check_metadata(result: TableResult, report_path: str | None = None) -> dict:
         "expectations": dg.MetadataValue.md(expectations_markdown(result)),
         "failing_rows_sample": dg.MetadataValue.md(samples_markdown(result)),
         "engine": dg.MetadataValue.text(result.engine),
+        "evaluation": dg.MetadataValue.text(result.evaluation),
         "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
     }
+    fresh = [r for r in result.rules if r.kind == FRESH]
+    if fresh:
+        md["freshness"] = dg.MetadataValue.text(
+            "WARN " + "; ".join(result.findings)
+            if result.findings
+            else "ok: " + "; ".join(r.description for r in fresh)
+        )
     for dim, score in result.dimension_scores.items():
         md[f"score_{dim}"] = dg.MetadataValue.float(round(score, 6))
     if result.skipped:
@@ -120,6 +137,7 @@ def to_check_result(result: TableResult, report_path: str | None = None) -> dg.A
     severity = (
         dg.AssetCheckSeverity.ERROR if result.severity == ERROR else (dg.AssetCheckSeverity.WARN)
     )
+    stale = f"; WARN {result.findings[0]}" if result.findings else ""
     return dg.AssetCheckResult(
         passed=result.severity == "OK",
         severity=severity,
@@ -127,12 +145,17 @@ def to_check_result(result: TableResult, report_path: str | None = None) -> dg.A
         description=(
             f"score {result.score:.2%} (gate {result.gate:.0%}); "
             f"{result.counts.failed_rows} of {result.counts.rows} rows fail a rule, "
-            f"{result.counts.quarantined_rows} quarantined"
-        ),
+            f"{result.counts.quarantined_rows} quarantined{stale}"
+        )[:1000],
     )
 
 
-def _render_report(run_id: str) -> str | None:
+def latest_report_path() -> str:
+    """Where the report asset writes the current report (rendered once per run)."""
+    return str(paths().reports / "data_quality" / "latest.html")
+
+
+def _render_report(run_id: str | None) -> str | None:
     try:
         from reports.quality_report import write_report
 
@@ -142,6 +165,20 @@ def _render_report(run_id: str) -> str | None:
         return None
 
 
+def _run_is_blocked(run_id: str) -> bool:
+    """Whether a result of this run is below the gate (the report asset will not run)."""
+    from quality_checks import store
+
+    with store.connect(paths().warehouse) as con:
+        return bool(
+            con.execute(
+                f"SELECT count(*) FROM {store.SCHEMA}.table_scores WHERE run_id = ? "
+                "AND severity = ?",
+                [run_id, ERROR],
+            ).fetchall()[0][0]
+        )
+
+
 def run_check(context: AssetCheckExecutionContext, spec: TableSpec) -> dg.AssetCheckResult:
     tags = dict(context.run.tags) if context.run else {}
     config = config_for_run(tags, _org_picklists())
@@ -149,14 +186,20 @@ def run_check(context: AssetCheckExecutionContext, spec: TableSpec) -> dg.AssetC
     result = validate_table(
         paths().warehouse, spec, config, run_id=context.run.run_id, engine=engine_for_run()
     )
-    report = _render_report(context.run.run_id)
+    report = latest_report_path()
+    if result.severity == ERROR or _run_is_blocked(context.run.run_id):
+        # the gate blocks this run: the report asset will not run, render here
+        report = _render_report(context.run.run_id) or report
     if result.severity == ERROR:
         context.log.error(gate_line(result))
     else:
         context.log.info(
             f"quality {result.label}: score {result.score:.2%} >= {result.gate:.0%}, "
-            f"{result.counts.quarantined_rows} rows quarantined -> {result.severity}"
+            f"{result.counts.quarantined_rows} rows quarantined -> {result.severity} "
+            f"[{result.evaluation}]"
         )
+    for finding in result.findings:
+        context.log.warning(f"quality {result.label}: WARN {finding}")
     return to_check_result(result, report)
 
 
@@ -217,13 +260,20 @@ def build_mart_check(asset_key: dg.AssetKey, schema: str, table: str):
     return _check
 
 
+def _raw_keys() -> list[dg.AssetKey]:
+    return [raw_asset_key(s) for s in all_raw_specs(config_for_run())]
+
+
 @dg.asset(
     key=QUALITY_REPORT_KEY,
     group_name=REPORTS_GROUP,
     kinds={"html", "duckdb"},
+    # after every raw table and so after all their blocking checks: rendered once per run
+    deps=_raw_keys(),
     description=(
         "Self-contained HTML data-quality report (scores, expectations, failing samples, trend "
-        "over runs) from quality.results; validates any mart tables with known invariants first."
+        "over runs) from quality.results, rendered once per run after every raw table's "
+        "blocking check; validates any mart tables with known invariants first."
     ),
 )
 def quality_report(context: AssetExecutionContext) -> dg.MaterializeResult:

@@ -59,3 +59,38 @@ def create_mart_examples(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute("CREATE TABLE marts.other AS SELECT 1 AS credit_limit")
     con.execute("CREATE TABLE salesforce.opportunity AS SELECT 1.0 AS credit, 'x' AS model")
+
+
+def merge_org_like_dlt(
+    con: duckdb.DuckDBPyConnection, tables: dict, load_id: str, schema: str = "salesforce"
+) -> dict[str, int]:
+    """Load an org's tables ({API name: Arrow table}) the way dlt's merge on Id does.
+
+    Rows that are new or differ from the stored row (any field) replace the stored row by Id and
+    carry `load_id`; unchanged rows keep their earlier `_dlt_load_id`. Returns rows written per
+    object. (For tests and benchmarks: what an incremental extraction leaves in the warehouse.)
+    """
+    written = {}
+    for name, tbl in tables.items():
+        target = f"{quote(schema)}.{quote(snake(name))}"
+        renamed = tbl.rename_columns([snake(c) for c in tbl.column_names])
+        con.register("__org_new", renamed)
+        try:
+            cols = ", ".join(quote(c) for c in renamed.column_names)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE __org_changed AS "
+                f"SELECT {cols} FROM __org_new EXCEPT SELECT {cols} FROM {target}"
+            )
+        finally:
+            con.unregister("__org_new")
+        n = con.execute("SELECT count(*) FROM __org_changed").fetchall()[0][0]
+        if n:
+            con.execute(f'DELETE FROM {target} WHERE "id" IN (SELECT "id" FROM __org_changed)')
+            con.execute(
+                f"INSERT INTO {target} ({cols}, _dlt_load_id, _dlt_id) "
+                f'SELECT {cols}, ?, "id" FROM __org_changed',
+                [load_id],
+            )
+        con.execute("DROP TABLE __org_changed")
+        written[name] = int(n)
+    return written

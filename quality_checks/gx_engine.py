@@ -37,6 +37,7 @@ from quality_checks.rules import (
     UNIQUE,
     Rule,
     TableSpec,
+    quote,
 )
 
 log = logging.getLogger(__name__)
@@ -185,9 +186,9 @@ def _read_result(rule: Rule, res: Any, rows: int) -> GXRuleResult:
     if rule.kind == ROWS or (rule.kind == UNIQUE and not NATIVE_UNIQUE):
         observed = int(r.get("observed_value") or 0)
         return GXRuleResult(rule.name, bool(res.success), observed, None, observed)
-    if rule.kind == FRESH:
+    if rule.kind == FRESH:  # table-level: one check, failed when stale
         return GXRuleResult(
-            rule.name, bool(res.success), 0 if res.success else rows, rows, r.get("observed_value")
+            rule.name, bool(res.success), 0 if res.success else 1, 1, r.get("observed_value")
         )
     if "element_count" not in r:
         return GXRuleResult(rule.name, False, 0, None, error=f"GX returned no counts: {r}")
@@ -198,41 +199,71 @@ def _read_result(rule: Rule, res: Any, rows: int) -> GXRuleResult:
 
 
 def run_suite(
-    warehouse: Path | str, spec: TableSpec, rows: int, run_name: str = "salesops"
+    warehouse: Path | str,
+    spec: TableSpec,
+    rows: int | None = None,
+    run_name: str = "salesops",
+    query: str | None = None,
 ) -> tuple[dict[str, GXRuleResult], dict[str, Any]]:
     """Validate `spec` with GX against the DuckDB file; returns results by rule name + stats.
 
-    Opens exactly one SQLAlchemy engine/connection and disposes it before returning.
+    Row rules run on a query asset over `query` (default: the table's live rows; the
+    incremental evaluation passes its candidate rows). Freshness rules are table-level: each
+    runs as ExpectColumnMaxToBeBetween on a one-row asset `SELECT max(col)` over the live rows.
+    Opens exactly one SQLAlchemy engine/connection and disposes it before returning. (`rows` is
+    accepted for compatibility and unused.)
     """
     gx = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    from orchestration.settings import duckdb_config
+
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     ds = context.data_sources.add_or_update_salesops_duckdb(
-        name="warehouse", connection_string=f"duckdb:///{warehouse}"
+        name="warehouse",
+        connection_string=f"duckdb:///{warehouse}",
+        kwargs={"connect_args": {"config": duckdb_config()}},
     )
     try:
-        asset = ds.add_query_asset(name=spec.label, query=spec.source_query())
-        batch_def = asset.add_batch_definition_whole_table("live_rows")
-        by_meta: dict[str, Rule] = {}
-        expectations = []
-        for rule in spec.rules:
-            expectations.append(expectation_for(rule, spec))
-            by_meta[rule.name] = rule
-        suite = context.suites.add(
-            gx.ExpectationSuite(name=f"{spec.label}.suite", expectations=expectations)
-        )
-        vd = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{spec.label}.{run_name}", data=batch_def, suite=suite)
-        )
-        result = vd.run(result_format={"result_format": "BASIC", "partial_unexpected_count": 0})
+        row_rules = [r for r in spec.rules if r.kind != FRESH]
+        batches: list[tuple[str, str, list[Rule]]] = []
+        if row_rules:
+            batches.append(("live_rows", query or spec.source_query(), row_rules))
+        for r in spec.rules:
+            if r.kind == FRESH:
+                batches.append(
+                    (
+                        f"freshness_{r.column}",
+                        f"SELECT max({quote(r.column)}) AS {quote(r.column)} FROM "
+                        f"{spec.qualified} WHERE {spec.live_filter}",
+                        [r],
+                    )
+                )
         out: dict[str, GXRuleResult] = {}
-        for res in result.results:
-            name = (res.expectation_config.meta or {}).get("rule")
-            rule = by_meta[name]
-            out[name] = _read_result(rule, res, rows)
-        stats = dict(result.statistics or {})
+        stats: dict[str, Any] = {"evaluated_expectations": 0}
+        for name, sql, rules in batches:
+            asset = ds.add_query_asset(name=f"{spec.label}.{name}", query=sql)
+            batch_def = asset.add_batch_definition_whole_table(name)
+            by_meta = {rule.name: rule for rule in rules}
+            suite = context.suites.add(
+                gx.ExpectationSuite(
+                    name=f"{spec.label}.{name}.suite",
+                    expectations=[expectation_for(rule, spec) for rule in rules],
+                )
+            )
+            vd = context.validation_definitions.add(
+                gx.ValidationDefinition(
+                    name=f"{spec.label}.{name}.{run_name}", data=batch_def, suite=suite
+                )
+            )
+            result = vd.run(result_format={"result_format": "BASIC", "partial_unexpected_count": 0})
+            for res in result.results:
+                rule_name = (res.expectation_config.meta or {}).get("rule")
+                out[rule_name] = _read_result(by_meta[rule_name], res, 1)
+            for k, v in (result.statistics or {}).items():
+                if isinstance(v, int | float) and k.endswith("expectations"):
+                    stats[k] = stats.get(k, 0) + v
         return out, stats
     finally:
         with contextlib.suppress(Exception):

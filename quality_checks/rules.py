@@ -13,6 +13,7 @@ Pure data: no Great Expectations or Dagster import here.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -58,16 +59,40 @@ BUSINESS_REQUIRED: dict[str, tuple[str, ...]] = {
 # Fields never checked for plausibility: Salesforce stores open-ended ranges as 9999-12-31.
 NO_PLAUSIBILITY: frozenset[tuple[str, str]] = frozenset({("DatedConversionRate", "NextStartDate")})
 # Polymorphic references (WhoId -> Lead|Contact, WhatId -> many) have no single parent table.
-# Objects whose rows change rarely get no freshness rule by default.
-FRESHNESS_OBJECTS: tuple[str, ...] = (
-    "Account",
-    "Contact",
-    "Lead",
-    "Opportunity",
-    "OpportunityHistory",
-    "Task",
-    "Event",
+# Freshness windows per table (a table-level WARN finding, never a row failure): the newest
+# row must be younger than the window at as_of. The weekly run needs windows of at least a week
+# plus a day of slack; objects that change with every sales week get 8 days, objects that only
+# change when the business restructures get 35 days, reference data (users, roles, products,
+# currencies, quotas) none. Keys: Salesforce API names or marketing table labels.
+WEEKLY = dt.timedelta(days=8)
+MONTHLY = dt.timedelta(days=35)
+FRESHNESS_WINDOWS: dict[str, dt.timedelta] = {
+    "Opportunity": WEEKLY,
+    "OpportunityHistory": WEEKLY,
+    "Lead": WEEKLY,
+    "Task": WEEKLY,
+    "Event": WEEKLY,
+    "Account": MONTHLY,
+    "Contact": MONTHLY,
+    "Campaign": MONTHLY,
+    "CampaignMember": MONTHLY,
+    "OpportunityContactRole": MONTHLY,
+    "OpportunityLineItem": MONTHLY,
+    "marketing.ad_spend": WEEKLY,
+    "marketing.touchpoints": WEEKLY,
+}
+# Kept for callers that list the objects with a freshness rule.
+FRESHNESS_OBJECTS: tuple[str, ...] = tuple(k for k in FRESHNESS_WINDOWS if "." not in k)
+# dlt's per-load column: merge on Id gives every new or changed row the id of the load.
+DLT_LOAD_ID = "_dlt_load_id"
+# Marketing rows: a file's rows are replaced as a whole, and come back with a new loaded_at.
+FILE_LOAD_ID = (
+    "coalesce(\"source_file\", '') || '@' || coalesce(CAST(\"loaded_at\" AS VARCHAR), '')"
 )
+FILE_ROW_KEY = (
+    "coalesce(\"source_file\", '') || ':' || coalesce(CAST(\"source_line\" AS VARCHAR), '')"
+)
+FILE_COLUMNS = ("source_file", "source_line", "loaded_at")
 # Soft duplicate-person detection (same e-mail, different Id).
 DUPLICATE_PERSON_OBJECTS: tuple[str, ...] = ("Contact", "Lead")
 
@@ -78,8 +103,10 @@ class QualityConfig:
 
     as_of: dt.datetime
     gate: float = 0.98
-    freshness_max_age: dt.timedelta = dt.timedelta(days=3)
-    freshness_objects: tuple[str, ...] = FRESHNESS_OBJECTS
+    # One window for every table that has one (env SALESOPS_QUALITY_FRESHNESS_DAYS); None: the
+    # per-table `freshness_windows`.
+    freshness_max_age: dt.timedelta | None = None
+    freshness_windows: dict[str, dt.timedelta] | None = None
     earliest_date: dt.date = dt.date(2000, 1, 1)
     # How far past as_of a date field may lie (close dates, quotas, campaign ends).
     future_horizon: dt.timedelta = dt.timedelta(days=5 * 366)
@@ -94,6 +121,15 @@ class QualityConfig:
     parents_must_be_live: bool = True
     # GX engine: also re-evaluate in SQL the rules GX found clean (slower; see validate.py).
     recheck_clean_rules: bool = False
+    # Evaluate only the rows of new loads when the last evaluation's state allows (incremental.py)
+    incremental: bool = True
+
+    def freshness_window(self, key: str) -> dt.timedelta | None:
+        """The freshness window of a table (API name or marketing label); None: no rule."""
+        windows = FRESHNESS_WINDOWS if self.freshness_windows is None else self.freshness_windows
+        if key not in windows:
+            return None
+        return self.freshness_max_age if self.freshness_max_age is not None else windows[key]
 
     def __post_init__(self) -> None:
         if self.as_of.tzinfo is None:
@@ -123,6 +159,12 @@ class Rule:
     description: str = ""
     # (schema, table) another table the rule reads (a foreign key's parent); skipped if absent.
     needs_table: tuple[str, str] | None = None
+    # Window rules: the expression of the partition a row's result depends on (incremental
+    # evaluation re-evaluates whole partitions). None for other rules.
+    partition_sql: str | None = None
+    # The rule's SQL depends on as_of only through an upper bound that grows with as_of, so a
+    # row that passed stays passing when as_of moves forward (plausible-date rules).
+    as_of_bound: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,6 +181,11 @@ class TableSpec:
     record_id_sql: str | None = None
     # Hard-rule failures go to quality.quarantine_ids (False: hard rules must hold on every row).
     quarantine: bool = True
+    # Incremental evaluation: the load a row came with (dlt's _dlt_load_id; a marketing file's
+    # name + load time) and a key that finds the row again (None: always evaluated in full).
+    load_id_sql: str | None = None
+    row_key_sql: str | None = None
+    load_columns: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
@@ -152,21 +199,16 @@ class TableSpec:
     def record_id(self) -> str:
         return self.record_id_sql or quote(self.id_column)
 
+    @property
+    def row_key(self) -> str:
+        return self.row_key_sql or self.record_id
+
     def source_query(self) -> str:
         """The live rows: what every rule and GX see (`SELECT ...` so GX accepts it)."""
         return f"SELECT * FROM {self.qualified} WHERE {self.live_filter}"
 
     def with_rules(self, rules: list[Rule] | tuple[Rule, ...]) -> TableSpec:
-        return TableSpec(
-            self.object,
-            self.schema,
-            self.table,
-            self.id_column,
-            tuple(rules),
-            self.live_filter,
-            self.record_id_sql,
-            self.quarantine,
-        )
+        return dataclasses.replace(self, rules=tuple(rules))
 
     def columns_used(self, rule: Rule) -> set[str]:
         return set(rule.gx_args.get("_columns", ())) | ({rule.column} if rule.column else set())
@@ -230,7 +272,13 @@ def in_set(table: str, col: str, api: str, values: tuple[str, ...]) -> Rule:
 
 
 def between(
-    table: str, col: str, api: str, lo: object | None, hi: object | None, suffix: str
+    table: str,
+    col: str,
+    api: str,
+    lo: object | None,
+    hi: object | None,
+    suffix: str,
+    as_of_bound: bool = False,
 ) -> Rule:
     conds = []
     if lo is not None:
@@ -248,6 +296,7 @@ def between(
         gx_args={"min_value": lo, "max_value": hi},
         reason_sql=f"{lit(api + ' = ')} || {_str(col)} || {lit(' outside ' + bounds)}",
         description=f"{api} within {bounds}",
+        as_of_bound=as_of_bound,
     )
 
 
@@ -266,6 +315,7 @@ def unique_id(spec_qualified: str, live: str, table: str, col: str, hard: bool =
         hard=hard,
         reason_sql=f"'duplicate Id ' || {_str(col)}",
         description="Id is unique",
+        partition_sql=q,
     )
 
 
@@ -309,6 +359,7 @@ def duplicate_person(table: str, email_col: str, api: str) -> Rule:
         gx_args={"_window": True, "_columns": [email_col, "created_date", "id"]},
         reason_sql=f"{lit('same ' + api + ' as an earlier record: ')} || {_str(email_col)}",
         description=f"no other earlier {table} with the same {api}",
+        partition_sql=key,
     )
 
 
@@ -336,10 +387,19 @@ def custom(
 
 
 def freshness(
-    table: str, col: str, api: str, threshold: dt.datetime | dt.date, qualified: str, live: str
+    table: str,
+    col: str,
+    api: str,
+    threshold: dt.datetime | dt.date,
+    qualified: str,
+    live: str,
+    window: dt.timedelta | None = None,
 ):
-    """Table-level: max(col) >= threshold. Row-weighted: when stale, every row fails it.
+    """Table-level: max(col) over the live rows >= threshold (as_of - the table's window).
 
+    Not a row rule: a stale table is a WARN finding (checked 1, failed 1) and never changes the
+    row-weighted score. `fail_sql` is the table-level condition (true when stale); the SQL engine
+    evaluates it once per table, GX as ExpectColumnMaxToBeBetween on a one-row `max(col)` asset.
     `threshold` must be of the column's Python type (GX compares the column's max with it in
     Python): tz-aware for TIMESTAMPTZ, naive UTC for TIMESTAMP, a date for DATE columns.
     """
@@ -348,6 +408,7 @@ def freshness(
         if isinstance(threshold, dt.datetime)
         else threshold.isoformat()
     )
+    days = f" ({window.total_seconds() / 86400:g} d window)" if window is not None else ""
     return Rule(
         name=f"{table}.{col}.fresh",
         dimension=FRESHNESS,
@@ -359,7 +420,7 @@ def freshness(
         ),
         gx_args={"min_value": threshold},
         reason_sql=lit(f"newest {api} older than {threshold.isoformat()}"),
-        description=f"max({api}) >= {shown}",
+        description=f"max({api}) >= {shown}{days}",
     )
 
 
@@ -407,7 +468,9 @@ def salesforce_spec(sobj: SObject, config: QualityConfig, schema: str = "salesfo
             rules.append(between(table, col, api, 0, 100, "percent_range"))
         elif f.type == DATE and (sobj.name, f.name) not in NO_PLAUSIBILITY:
             hi = (as_of + config.future_horizon).date()
-            rules.append(between(table, col, api, config.earliest_date, hi, "plausible"))
+            rules.append(
+                between(table, col, api, config.earliest_date, hi, "plausible", as_of_bound=True)
+            )
         elif f.type == DATETIME:
             lo = dt.datetime.combine(config.earliest_date, dt.time(), dt.UTC)
             skew = (
@@ -415,7 +478,7 @@ def salesforce_spec(sobj: SObject, config: QualityConfig, schema: str = "salesfo
                 if f.name in ("CreatedDate", "LastModifiedDate", "SystemModstamp")
                 else config.future_horizon
             )
-            rules.append(between(table, col, api, lo, as_of + skew, "plausible"))
+            rules.append(between(table, col, api, lo, as_of + skew, "plausible", True))
         elif f.type == REFERENCE and f.reference_to:
             parent = OBJECTS[f.reference_to]
             rules.append(
@@ -454,18 +517,29 @@ def salesforce_spec(sobj: SObject, config: QualityConfig, schema: str = "salesfo
                 column="close_date",
             )
         )
-    if sobj.name in config.freshness_objects:
+    window = config.freshness_window(sobj.name)
+    if window is not None:
         rules.append(
             freshness(
                 table,
                 "system_modstamp",
                 f"{sobj.name}.SystemModstamp",
-                as_of - config.freshness_max_age,
+                as_of - window,
                 qualified,
                 live,
+                window,
             )
         )
-    return TableSpec(sobj.name, schema, table, "id", tuple(rules), live)
+    return TableSpec(
+        sobj.name,
+        schema,
+        table,
+        "id",
+        tuple(rules),
+        live,
+        load_id_sql=quote(DLT_LOAD_ID),
+        load_columns=(DLT_LOAD_ID,),
+    )
 
 
 def salesforce_specs(config: QualityConfig, schema: str = "salesforce") -> list[TableSpec]:
@@ -490,7 +564,9 @@ def marketing_specs(config: QualityConfig, schema: str = "marketing") -> list[Ta
         ),
         in_set("ad_spend", "channel", "ad_spend.channel", channels),
         between("ad_spend", "spend", "ad_spend.spend", 0, None, "non_negative"),
-        between("ad_spend", "date", "ad_spend.date", config.earliest_date, hi_date, "plausible"),
+        between(
+            "ad_spend", "date", "ad_spend.date", config.earliest_date, hi_date, "plausible", True
+        ),
     ]
     ad_rules.append(
         Rule(
@@ -500,21 +576,25 @@ def marketing_specs(config: QualityConfig, schema: str = "marketing") -> list[Ta
             column=None,
             fail_sql='count(*) OVER (PARTITION BY "date", "channel", "campaign", "currency") > 1',
             soft=True,
+            partition_sql='hash("date", "channel", "campaign", "currency")',
             gx_args={"_window": True, "_columns": ["date", "channel", "campaign", "currency"]},
             reason_sql="'more than one row for this date, channel, campaign and currency'",
             description="one row per date, channel, campaign, currency",
         )
     )
-    ad_rules.append(
-        freshness(
-            "ad_spend",
-            "date",
-            "ad_spend.date",
-            (as_of - config.freshness_max_age - dt.timedelta(days=1)).astimezone(dt.UTC).date(),
-            ad_q,
-            "true",
+    ad_window = config.freshness_window("marketing.ad_spend")
+    if ad_window is not None:
+        ad_rules.append(
+            freshness(
+                "ad_spend",
+                "date",
+                "ad_spend.date",
+                (as_of - ad_window - dt.timedelta(days=1)).astimezone(dt.UTC).date(),
+                ad_q,
+                "true",
+                ad_window,
+            )
         )
-    )
     tp_q = f"{quote(schema)}.{quote('touchpoints')}"
     tp_rules = [
         *(
@@ -530,18 +610,25 @@ def marketing_specs(config: QualityConfig, schema: str = "marketing") -> list[Ta
             dt.datetime.combine(config.earliest_date, dt.time(), dt.UTC),
             as_of + config.clock_skew,
             "plausible",
+            True,
         ),
         unique_id(tp_q, "true", "touchpoints", "touchpoint_id"),
-        freshness(
-            "touchpoints",
-            "occurred_at",
-            "touchpoints.occurred_at",
-            # occurred_at is stored as naive UTC TIMESTAMP by the marketing loader
-            (as_of - config.freshness_max_age).astimezone(dt.UTC).replace(tzinfo=None),
-            tp_q,
-            "true",
-        ),
     ]
+    tp_window = config.freshness_window("marketing.touchpoints")
+    if tp_window is not None:
+        tp_rules.append(
+            freshness(
+                "touchpoints",
+                "occurred_at",
+                "touchpoints.occurred_at",
+                # occurred_at is stored as naive UTC TIMESTAMP by the marketing loader
+                (as_of - tp_window).astimezone(dt.UTC).replace(tzinfo=None),
+                tp_q,
+                "true",
+                tp_window,
+            )
+        )
+    files = {"load_id_sql": FILE_LOAD_ID, "row_key_sql": FILE_ROW_KEY, "load_columns": FILE_COLUMNS}
     return [
         TableSpec(
             "marketing.ad_spend",
@@ -553,8 +640,16 @@ def marketing_specs(config: QualityConfig, schema: str = "marketing") -> list[Ta
                 "CAST(\"date\" AS VARCHAR) || '/' || coalesce(\"channel\", '') || '/' || "
                 "coalesce(\"campaign\", '')"
             ),
+            **files,
         ),
-        TableSpec("marketing.touchpoints", schema, "touchpoints", "touchpoint_id", tuple(tp_rules)),
+        TableSpec(
+            "marketing.touchpoints",
+            schema,
+            "touchpoints",
+            "touchpoint_id",
+            tuple(tp_rules),
+            **files,
+        ),
     ]
 
 

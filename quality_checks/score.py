@@ -74,6 +74,10 @@ class TableResult:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     engine: str = "gx"
+    # Table-level findings that do not affect the score (a stale table), shown as WARN.
+    findings: list[str] = field(default_factory=list)
+    # "full" or "incremental", with why / how many rows (for the UI and the history).
+    evaluation: str = "full"
 
     @property
     def score(self) -> float:
@@ -106,7 +110,7 @@ class TableResult:
         """ERROR: gate fails (blocks). WARN: passes with findings. OK: clean."""
         if not self.passed:
             return ERROR
-        if self.counts.failed_rows or any(r.failed for r in self.rules):
+        if self.counts.failed_rows or self.findings or any(r.failed for r in self.rules):
             return WARN
         return OK
 

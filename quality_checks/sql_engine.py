@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from quality_checks.rules import DIMENSIONS, Rule, TableSpec, quote
+from quality_checks.rules import DIMENSIONS, FRESH, Rule, TableSpec, lit, quote
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,29 @@ def applicable(
     return spec.with_rules(keep), skipped
 
 
+def row_spec(spec: TableSpec) -> TableSpec:
+    """The spec without its table-level freshness rules (they never fail a row)."""
+    if all(r.kind != FRESH for r in spec.rules):
+        return spec
+    return spec.with_rules([r for r in spec.rules if r.kind != FRESH])
+
+
+def freshness_rules(spec: TableSpec) -> list[Rule]:
+    return [r for r in spec.rules if r.kind == FRESH]
+
+
+def freshness(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> dict[str, tuple[bool, object]]:
+    """Table-level freshness per rule: (stale, newest value) from one max() over the live rows."""
+    out = {}
+    for r in freshness_rules(spec):
+        stale, newest = con.execute(
+            f"SELECT coalesce(m < {lit(r.gx_args['min_value'])}, true), m FROM (SELECT "
+            f"max({quote(r.column)}) AS m FROM {spec.qualified} WHERE {spec.live_filter})"
+        ).fetchall()[0]
+        out[r.name] = (bool(stale), newest)
+    return out
+
+
 def _any(exprs: list[str]) -> str:
     return "(" + " OR ".join(exprs) + ")" if exprs else "false"
 
@@ -80,9 +103,18 @@ def _flag(i: int) -> str:
     return f"__f{i}"
 
 
-def build_failing_rows_sql(spec: TableSpec) -> str:
-    """CREATE TEMP TABLE of the failing live rows: record id, one flag and reason per rule."""
-    sel = [f"CAST({spec.record_id} AS VARCHAR) AS __rid"]
+def build_failing_rows_sql(spec: TableSpec, source: str | None = None) -> str:
+    """CREATE TEMP TABLE of the failing live rows: record id, one flag and reason per rule.
+
+    `source`: the rows to evaluate (default: every live row); the incremental evaluation passes
+    the candidate rows. Also keeps the row key and load id (state for the next evaluation).
+    """
+    spec = row_spec(spec)
+    sel = [
+        f"CAST({spec.record_id} AS VARCHAR) AS __rid",
+        f"CAST({spec.row_key} AS VARCHAR) AS __key",
+        f"CAST({spec.load_id_sql or 'NULL'} AS VARCHAR) AS __load",
+    ]
     for i, r in enumerate(spec.rules):
         sel.append(
             f"(coalesce({r.fail_sql}, false) AND coalesce({r.check_sql}, false)) AS {_flag(i)}"
@@ -96,30 +128,57 @@ def build_failing_rows_sql(spec: TableSpec) -> str:
     return (
         f"CREATE OR REPLACE TEMP TABLE {FAIL_TABLE} AS\n"
         f"WITH flags AS (\n  SELECT\n    {flags},\n    *\n"
-        f"  FROM ({spec.source_query()}) AS src\n)\n"
-        f"SELECT __rid, {cols},\n  {reasons}\nFROM flags\nWHERE {where}"
+        f"  FROM ({source or spec.source_query()}) AS src\n)\n"
+        f"SELECT __rid, __key, __load, {cols},\n  {reasons}\nFROM flags\nWHERE {where}"
     )
 
 
-def build_checked_sql(spec: TableSpec) -> str:
+def build_checked_sql(spec: TableSpec, source: str | None = None) -> str:
     """One aggregate pass: live rows, values checked per rule and rows checked per dimension."""
+    spec = row_spec(spec)
     parts = ["count(*)"]
     for r in spec.rules:
         parts.append(_cif(f"coalesce({r.check_sql}, false)"))
     for d in DIMENSIONS:
         checks = [f"coalesce({r.check_sql}, false)" for r in spec.rules if r.dimension == d]
         parts.append(_cif(_any(checks)))
-    return f"SELECT {', '.join(parts)} FROM ({spec.source_query()}) AS src"
+    return f"SELECT {', '.join(parts)} FROM ({source or spec.source_query()}) AS src"
 
 
-def count(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> SqlCounts:
-    """Run both passes; leaves the failing rows in the temp table FAIL_TABLE for later steps."""
+def checked_counts(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, source: str | None = None
+) -> tuple[int, dict[str, int]]:
+    """(rows, values checked per rule) over `source` (default: the live rows)."""
+    spec = row_spec(spec)
+    agg = con.execute(build_checked_sql(spec, source)).fetchall()[0]
+    return int(agg[0]), {r.name: int(agg[1 + i]) for i, r in enumerate(spec.rules)}
+
+
+def count(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    source: str | None = None,
+    checked_source: str | None = None,
+    checked_base: dict | None = None,
+) -> SqlCounts:
+    """Run both passes; leaves the failing rows in the temp table FAIL_TABLE for later steps.
+
+    The failing rows come from `source` (default: every live row; the incremental evaluation
+    passes a superset of the rows that can fail), the checked counts from every live row, or from
+    `checked_source` (the new rows) added to `checked_base` (the last evaluation's counts, when no
+    row it counted has left the table). Freshness rules are table-level (see `freshness`).
+    """
+    spec = row_spec(spec)
     n = len(spec.rules)
-    con.execute(build_failing_rows_sql(spec))
-    agg = con.execute(build_checked_sql(spec)).fetchall()[0]
+    con.execute(build_failing_rows_sql(spec, source))
+    agg = con.execute(build_checked_sql(spec, checked_source)).fetchall()[0]
     rows = int(agg[0])
     checked = {r.name: int(agg[1 + i]) for i, r in enumerate(spec.rules)}
     dim_checked = {d: int(agg[1 + n + j]) for j, d in enumerate(DIMENSIONS)}
+    if checked_base is not None:  # the last evaluation's counts + those of the new rows
+        rows += int(checked_base["rows"])
+        checked = {k: v + int(checked_base["rules"][k]) for k, v in checked.items()}
+        dim_checked = {k: v + int(checked_base["dims"][k]) for k, v in dim_checked.items()}
 
     fparts = ["count(*)"]
     fparts += [_cif(_flag(i)) for i in range(n)]
@@ -142,6 +201,7 @@ def count(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> SqlCounts:
 
 def samples(con: duckdb.DuckDBPyConnection, spec: TableSpec, per_rule: int, limit: int) -> list:
     """Failing rows with their record Ids: up to `per_rule` per failing rule, hard rules first."""
+    spec = row_spec(spec)
     order = sorted(range(len(spec.rules)), key=lambda i: (not spec.rules[i].hard, i))
     selects = []
     for rank, i in enumerate(order):
@@ -172,6 +232,7 @@ def replace_quarantine(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, object_name: str, detected_at: object
 ) -> int:
     """Replace `object_name`'s rows in quality.quarantine_ids by this run's hard-rule failures."""
+    spec = row_spec(spec)
     con.execute("DELETE FROM quality.quarantine_ids WHERE object = ?", [object_name])
     hard = [(i, r) for i, r in enumerate(spec.rules) if r.hard]
     if not hard:
@@ -198,6 +259,7 @@ def hard_failed_downstream(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, object_name: str, quarantined: bool
 ) -> int:
     """Rows breaking a hard rule that would still flow downstream (not quarantined)."""
+    spec = row_spec(spec)
     hard = _any([_flag(i) for i, r in enumerate(spec.rules) if r.hard])
     q = f"SELECT count(*) FROM {FAIL_TABLE} WHERE {hard}"
     if quarantined:
@@ -217,4 +279,15 @@ def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-__all__ = ["FAIL_TABLE", "SqlCounts", "applicable", "count", "quote", "samples", "table_columns"]
+__all__ = [
+    "FAIL_TABLE",
+    "SqlCounts",
+    "applicable",
+    "checked_counts",
+    "count",
+    "freshness",
+    "quote",
+    "row_spec",
+    "samples",
+    "table_columns",
+]

@@ -11,6 +11,12 @@ Tables (DuckDB, schema `quality`):
 * `quarantine_ids` (object, record_id, rule, reason, detected_at): rows failing a hard rule;
                    each run replaces its object's rows. dbt staging anti-joins it.
 * view `quarantine` quarantine_ids with the rule's table, dimension and column.
+* `row_failures`   incremental state: (table, row_key, record_id, load_id, rule) for every rule
+                   every row failed at the table's last evaluation (replaced per table)
+* `eval_state`     incremental state: one row per table: rule-set signature, as_of, the load ids
+                   present (with row counts) and the parents' load ids at the last evaluation
+* `incremental_candidates` (table, row_key): the rows an incremental evaluation validates (GX
+                   reads them through its query asset); emptied when the evaluation ends
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from orchestration.settings import duckdb_config
 from quality_checks.score import TableResult
 
 log = logging.getLogger(__name__)
@@ -43,7 +50,10 @@ DDL = [
         dimension_scores VARCHAR, value_pass_pct DOUBLE, "rows" BIGINT, failed_rows BIGINT,
         quarantined_rows BIGINT, hard_failed_downstream BIGINT, passed BOOLEAN,
         severity VARCHAR, gate DOUBLE, engine VARCHAR, seconds DOUBLE, samples VARCHAR,
-        errors VARCHAR)""",
+        errors VARCHAR, findings VARCHAR, evaluation VARCHAR)""",
+    # added after the first release: warehouses created before get the columns here
+    f"ALTER TABLE {SCHEMA}.table_scores ADD COLUMN IF NOT EXISTS findings VARCHAR",
+    f"ALTER TABLE {SCHEMA}.table_scores ADD COLUMN IF NOT EXISTS evaluation VARCHAR",
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.expectations (
         expectation VARCHAR PRIMARY KEY, "table" VARCHAR, dimension VARCHAR, "column" VARCHAR,
         kind VARCHAR, hard BOOLEAN, soft BOOLEAN, description VARCHAR)""",
@@ -54,6 +64,15 @@ DDL = [
                q.detected_at, e.description AS rule_description
         FROM {SCHEMA}.quarantine_ids AS q
         LEFT JOIN {SCHEMA}.expectations AS e ON e.expectation = q.rule""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.row_failures (
+        "table" VARCHAR, row_key VARCHAR, record_id VARCHAR, load_id VARCHAR, rule VARCHAR)""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.eval_state (
+        "table" VARCHAR PRIMARY KEY, signature VARCHAR, as_of TIMESTAMPTZ, load_ids VARCHAR,
+        parents VARCHAR, "rows" BIGINT, run_id VARCHAR, evaluated_at TIMESTAMP,
+        checked VARCHAR)""",
+    f"ALTER TABLE {SCHEMA}.eval_state ADD COLUMN IF NOT EXISTS checked VARCHAR",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.incremental_candidates (
+        "table" VARCHAR, row_key VARCHAR)""",
 ]
 
 
@@ -66,7 +85,7 @@ def connect(
     delay = 0.1
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
             break
         except duckdb.IOException as e:
             if "lock" not in str(e).lower() or time.monotonic() > deadline:
@@ -80,7 +99,16 @@ def connect(
         con.close()
 
 
-OBJECTS = ("results", "table_scores", "expectations", "quarantine_ids", "quarantine")
+OBJECTS = (
+    "results",
+    "table_scores",
+    "expectations",
+    "quarantine_ids",
+    "quarantine",
+    "row_failures",
+    "eval_state",
+    "incremental_candidates",
+)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -91,7 +119,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [SCHEMA]
         ).fetchall()
     }
-    if have >= set(OBJECTS):
+    if (
+        have >= set(OBJECTS)
+        and _has_column(con, "table_scores", "evaluation")
+        and _has_column(con, "eval_state", "checked")
+    ):
         return
     for stmt in DDL:
         con.execute(stmt)
@@ -141,8 +173,11 @@ def write_run(
             con.unregister("__q_catalog")
     c = result.counts
     con.execute(
-        f"INSERT INTO {SCHEMA}.table_scores VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"""INSERT INTO {SCHEMA}.table_scores (run_id, checked_at, "table", object, score,
+            dimension_scores, value_pass_pct, "rows", failed_rows, quarantined_rows,
+            hard_failed_downstream, passed, severity, gate, engine, seconds, samples, errors,
+            findings, evaluation) VALUES
+            (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [
             run_id,
             ts,
@@ -162,6 +197,8 @@ def write_run(
             result.seconds,
             json.dumps(result.samples, default=str),
             json.dumps(result.errors),
+            json.dumps(result.findings),
+            result.evaluation,
         ],
     )
 
@@ -188,6 +225,16 @@ def read_results(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
     )
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? "
+            "AND table_name = ? AND column_name = ?",
+            [SCHEMA, table, column],
+        ).fetchall()[0][0]
+    )
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

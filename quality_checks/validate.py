@@ -9,6 +9,10 @@ call. Engines:
   of failing rules must agree exactly; a disagreement (the signature of GX reading another table)
   or a GX exception is a validation error, which fails the gate.
 * `"sql"`: the same rules and score math from the SQL pass alone (no GX import).
+
+Both engines evaluate incrementally when the state of the last evaluation allows
+(quality_checks.incremental): only the candidate rows are validated (GX through a query asset
+over them), with the same results as a full evaluation.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
-from quality_checks import sql_engine, store
+from quality_checks import incremental, sql_engine, store
 from quality_checks.rules import FRESH, QualityConfig, TableSpec
 from quality_checks.score import RowCounts, RuleResult, TableResult
 
@@ -66,9 +70,11 @@ def validate_table(
 ) -> TableResult:
     """Validate one table of the DuckDB file `warehouse`; all connections closed on return.
 
-    write: append to quality.results/table_scores (and the rule catalog).
-    quarantine: replace the object's rows in quality.quarantine_ids by this run's hard failures
-    (requires write). Without quarantine, hard rules must hold on every live row.
+    write: append to quality.results/table_scores (and the rule catalog), keep the incremental
+    state. quarantine: replace the object's rows in quality.quarantine_ids by this run's hard
+    failures (requires write). Without quarantine, hard rules must hold on every live row.
+    `config.incremental`: validate only the rows that can have changed since the last evaluation
+    when its state allows (see quality_checks.incremental); the results are the same.
     """
     if engine not in ("gx", "sql"):
         raise ValueError(f"engine must be 'gx' or 'sql', got {engine!r}")
@@ -88,33 +94,76 @@ def validate_table(
         spec, skipped = sql_engine.applicable(spec, cols, sql_engine.existing_tables(con))
         for s in skipped:
             log.warning("%s: rule skipped: %s", spec.label, s)
+        fresh_rules = sql_engine.freshness_rules(spec)
+        row_spec = sql_engine.row_spec(spec)
+        track = write and spec.load_id_sql is not None
+        plan = incremental.plan(
+            con, row_spec, cols, config.as_of, enabled=config.incremental and track
+        )
+        source = None
+        eval_spec = row_spec
+        if plan.incremental:
+            eval_spec = incremental.windowed(row_spec)
+            incremental.write_candidates(con, eval_spec, plan)
+            source = incremental.candidate_source(eval_spec, plan)
+        log.info("quality %s: %s", spec.label, plan.describe())
 
         gx_results: dict = {}
         errors: list[str] = []
         if engine == "gx":
             from quality_checks import gx_engine
 
-            rows = int(
-                con.execute(f"SELECT count(*) FROM ({spec.source_query()})").fetchall()[0][0]
-            )
             # GX opens its own engine on the file: close ours first (one connection at a time).
             stack.close()
             try:
-                gx_results, _ = gx_engine.run_suite(warehouse, spec, rows, run_name=run_id)
+                # no candidate row: nothing can fail, GX checks the table-level rules only
+                gx_rules = [] if plan.incremental and not plan.candidates else eval_spec.rules
+                gx_results, _ = gx_engine.run_suite(
+                    warehouse,
+                    eval_spec.with_rules([*gx_rules, *fresh_rules]),
+                    run_name=run_id,
+                    query=source,
+                )
             except Exception as e:  # a GX failure fails the gate; the SQL pass still reports
                 log.exception("%s: Great Expectations validation failed", spec.label)
                 errors.append(f"Great Expectations failed: {type(e).__name__}: {e}"[:2000])
             con = stack.enter_context(store.connect(warehouse))
         if write:
             store.ensure_schema(con)
-        counts = sql_engine.count(con, _sql_pass_spec(spec, gx_results, config))
+        reuse = plan.reuse_checked if plan.incremental else None
+        if reuse is not None and set(reuse.get("rules", {})) != {r.name for r in eval_spec.rules}:
+            reuse = None
+        counts = sql_engine.count(
+            con,
+            _sql_pass_spec(eval_spec, gx_results, config),
+            source,
+            incremental.new_rows_source(eval_spec, plan) if reuse is not None else None,
+            reuse,
+        )
+        # GX validated the candidate rows only: compare its checked counts with theirs.
+        compare_checked = counts.checked
+        if engine == "gx" and source is not None:
+            _, compare_checked = sql_engine.checked_counts(con, eval_spec, source)
+        stale = sql_engine.freshness(con, spec)
         rules: list[RuleResult] = []
-        for r in spec.rules:
-            sql_checked, sql_failed = counts.checked[r.name], counts.failed[r.name]
+        findings: list[str] = []
+        for r in [*eval_spec.rules, *fresh_rules]:
+            if r.kind == FRESH:
+                is_stale, newest = stale[r.name]
+                sql_checked, sql_failed = 1, int(is_stale)
+                if is_stale:
+                    findings.append(
+                        f"stale: newest {r.column} is {newest or 'missing'}, older than "
+                        f"{r.gx_args['min_value']} ({r.description})"
+                    )
+            else:
+                sql_checked, sql_failed = counts.checked[r.name], counts.failed[r.name]
             checked, failed, used = sql_checked, sql_failed, "sql"
             if engine == "gx":
                 g = gx_results.get(r.name)
-                if g is None:
+                if g is None and r.kind != FRESH and plan.incremental and not plan.candidates:
+                    pass  # not sent to GX: no candidate row (see above)
+                elif g is None:
                     if gx_results:
                         errors.append(f"{r.name}: GX returned no result")
                 elif g.error:
@@ -122,14 +171,15 @@ def validate_table(
                 else:
                     used = "gx"
                     failed = g.failed
-                    checked = g.checked if g.checked is not None else sql_checked
-                    if r.kind == FRESH:
-                        checked, failed = counts.rows, (0 if g.success else counts.rows)
-                    if failed != sql_failed or checked != sql_checked:
+                    gx_checked = g.checked
+                    want = sql_checked if r.kind == FRESH else compare_checked[r.name]
+                    if gx_checked is None:
+                        gx_checked = want
+                    if failed != sql_failed or gx_checked != want:
                         errors.append(
-                            f"{r.name}: GX and SQL disagree (GX checked={checked} failed={failed},"
-                            f" SQL checked={sql_checked} failed={sql_failed}); GX may have read "
-                            "another table"
+                            f"{r.name}: GX and SQL disagree (GX checked={gx_checked} "
+                            f"failed={failed}, SQL checked={want} failed={sql_failed}); GX may "
+                            "have read another table"
                         )
             rules.append(
                 RuleResult(
@@ -145,15 +195,15 @@ def validate_table(
                     used,
                 )
             )
-        sample = sql_engine.samples(con, spec, config.sample_per_rule, config.sample_max)
+        sample = sql_engine.samples(con, eval_spec, config.sample_per_rule, config.sample_max)
         quarantined = 0
         con.execute("BEGIN")
         try:
             if quarantine:
                 quarantined = sql_engine.replace_quarantine(
-                    con, spec, spec.object, checked_at.astimezone(dt.UTC).replace(tzinfo=None)
+                    con, eval_spec, spec.object, checked_at.astimezone(dt.UTC).replace(tzinfo=None)
                 )
-            downstream = sql_engine.hard_failed_downstream(con, spec, spec.object, quarantine)
+            downstream = sql_engine.hard_failed_downstream(con, eval_spec, spec.object, quarantine)
             result = TableResult(
                 object=spec.object,
                 label=spec.label,
@@ -172,7 +222,27 @@ def validate_table(
                 skipped=skipped,
                 errors=errors,
                 engine=engine,
+                findings=findings,
+                evaluation=plan.describe(counts.rows),
             )
+            if track and not errors:
+                incremental.save_state(
+                    con,
+                    eval_spec,
+                    plan,
+                    sql_engine.FAIL_TABLE,
+                    config.as_of,
+                    counts.rows,
+                    run_id,
+                    checked_at,
+                    {"rows": counts.rows, "rules": counts.checked, "dims": counts.dim_checked},
+                )
+            elif write:
+                # an evaluation with errors leaves no state: the next one is full
+                con.execute(
+                    f'DELETE FROM {store.SCHEMA}.eval_state WHERE "table" = ?', [spec.label]
+                )
+                incremental.clear_candidates(con, spec)
             result.seconds = time.perf_counter() - t0
             if write:
                 store.write_run(con, result, run_id, checked_at)

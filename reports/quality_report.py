@@ -102,6 +102,8 @@ def load_report_data(con, run_id: str | None = None, max_runs: int = MAX_RUNS) -
         t["dimension_scores"] = json.loads(t.get("dimension_scores") or "{}")
         t["samples"] = json.loads(t.get("samples") or "[]")
         t["errors"] = json.loads(t.get("errors") or "[]")
+        t["findings"] = json.loads(t.get("findings") or "[]")
+        t["has_freshness"] = any(r["dimension"] == "freshness" for r in t["results"])
     quarantine = []
     if _has(con, "quarantine_ids"):
         quarantine = _rows(
@@ -252,6 +254,13 @@ def sparkline(values: list[float | None], gate: float, width: int = 90, height: 
     )
 
 
+def _fresh_cell(t: dict) -> str:
+    """Freshness is a table-level finding (WARN), not a share of rows."""
+    if t.get("findings"):
+        return '<span class="b warn">STALE</span>'
+    return "ok" if t.get("has_freshness") else "–"
+
+
 def _table_section(t: dict) -> str:
     e = html.escape
     rows = []
@@ -271,11 +280,16 @@ def _table_section(t: dict) -> str:
         for s in t["samples"]
     )
     errors = "".join(f"<li class=bad>{e(x)}</li>" for x in t["errors"])
+    errors += "".join(
+        f'<li><span class="b warn">WARN</span> {e(x)}</li>' for x in t.get("findings", [])
+    )
     dims = " · ".join(
         f"{d} {_pct(t['dimension_scores'].get(d))}"
         for d in DIMENSIONS
         if d in t["dimension_scores"]
     )
+    if t.get("evaluation"):
+        dims += f" · evaluation: {t['evaluation']}"
     open_ = " open" if t["severity"] != "OK" else ""
     return f"""<details{open_} id="{e(t["table"])}"><summary><h3 style="display:inline">
 {e(t["table"])}</h3> {_badge(t["severity"])} score <b>{_pct(t["score"])}</b>
@@ -304,7 +318,10 @@ def render_report(data: ReportData) -> str:
     summary_rows = []
     for t in sorted(tables, key=lambda t: (t["passed"], t["score"])):
         dims = "".join(
-            f"<td class=n>{_pct(t['dimension_scores'].get(d), 1)}</td>" for d in DIMENSIONS
+            f"<td class=n>{_pct(t['dimension_scores'].get(d), 1)}</td>"
+            if d != "freshness"
+            else f"<td>{_fresh_cell(t)}</td>"
+            for d in DIMENSIONS
         )
         summary_rows.append(
             f'<tr><td><a href="#{e(t["table"])}">{e(t["table"])}</a></td>'
@@ -356,7 +373,8 @@ score and 100% of hard rules (unique Ids, valid references) on non-quarantined r
         else "<p class=muted>Nothing quarantined.</p>"
     }
 <p class=muted>Rows failing a hard rule are listed in <code>quality.quarantine</code> and kept out
-of the marts by dbt staging.</p>
+of the marts by dbt staging. Freshness is checked per table (newest row younger than the table's
+window): a stale table is a WARN finding and does not change its score.</p>
 <h2>Expectations and failing rows</h2>{sections}
 </body></html>
 """

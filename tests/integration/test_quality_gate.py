@@ -279,10 +279,22 @@ def test_gate_blocks_downstream_over_two_percent(tmp_path, monkeypatch):
 
 
 def test_gate_passes_downstream_at_default_rate(tmp_path, monkeypatch, default_org):
+    import reports.quality_report as qr
+
+    renders = []
+    real_write = qr.write_report
+
+    def counting(*args, **kwargs):
+        renders.append(kwargs.get("run_id"))
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(qr, "write_report", counting)
     org, path = default_org
     org, result, _, marker, home = _materialize_gate(
         tmp_path, monkeypatch, org, warehouse=path, extra=[quality_report]
     )
+    # the passing check does not render; the report asset renders once, after the check
+    assert renders == [None]
     ev = result.get_asset_check_evaluations()[0]
     assert ev.severity == dg.AssetCheckSeverity.WARN  # passes the gate, with findings
     assert ev.metadata["score"].value >= 0.98

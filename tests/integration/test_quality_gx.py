@@ -132,8 +132,8 @@ def _tamper(monkeypatch, name: str, **changes):
     """Make GX report other numbers for one rule, as if it had read another table."""
     real = gx_engine.run_suite
 
-    def tampered(path, spec, rows, run_name="x"):
-        res, stats = real(path, spec, rows, run_name)
+    def tampered(path, spec, rows=None, run_name="x", query=None):
+        res, stats = real(path, spec, rows, run_name, query)
         res[name] = dataclasses.replace(res[name], **changes)
         return res, stats
 

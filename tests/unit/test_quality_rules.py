@@ -176,12 +176,35 @@ def test_missing_table_and_missing_parent(contacts_db, tmp_path):
     assert r.counts.rows == 0 and r.score == 1.0
 
 
-def test_stale_table_fails_freshness_on_every_row(contacts_db):
+def test_stale_table_is_a_warn_finding_that_keeps_the_row_score(contacts_db):
+    fresh_run = validate_table(
+        contacts_db, spec_for("Contact", CFG), CFG, engine="sql", write=False
+    )
     late = QualityConfig(as_of=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
     r = validate_table(contacts_db, spec_for("Contact", late), late, engine="sql", write=False)
     fresh = next(x for x in r.rules if x.dimension == "freshness")
-    assert fresh.failed == fresh.checked == 4
-    assert r.score == 0.0 and r.dimension_scores["freshness"] == 0.0
+    # newest Contact row 2025-12-31; Contact's window is 35 days: stale at 2026-03-01
+    assert (fresh.checked, fresh.failed) == (1, 1)
+    assert r.findings and "stale" in r.findings[0] and "2025-12-31" in r.findings[0]
+    # the rows are judged as before: same failing rows, same score, same hard-rule outcome
+    assert r.counts == fresh_run.counts and r.score == fresh_run.score
+    assert "freshness" not in r.dimension_scores
+    assert r.passed == fresh_run.passed and r.why() == fresh_run.why()
+    assert not any(x.dimension == "freshness" and x.failed for x in fresh_run.rules)
+
+
+def test_freshness_windows_per_table_and_override():
+    cfg = QualityConfig(as_of=AS_OF)
+    assert cfg.freshness_window("Opportunity") == dt.timedelta(days=8)
+    assert cfg.freshness_window("Account") == dt.timedelta(days=35)
+    for slow in ("User", "UserRole", "Product2", "CurrencyType", "DatedConversionRate"):
+        assert cfg.freshness_window(slow) is None
+        assert not any(r.dimension == "freshness" for r in spec_for(slow, cfg).rules)
+    opp_fresh = next(r for r in spec_for("Opportunity", cfg).rules if r.kind == "freshness")
+    assert opp_fresh.gx_args["min_value"] == AS_OF - dt.timedelta(days=8)
+    one = QualityConfig(as_of=AS_OF, freshness_max_age=dt.timedelta(days=2))
+    assert one.freshness_window("Account") == dt.timedelta(days=2)
+    assert one.freshness_window("User") is None
 
 
 def test_markdown_lists_ids_and_escapes(contacts_db):

@@ -1,0 +1,352 @@
+"""Incremental evaluation gives exactly the results of a from-scratch evaluation.
+
+An org is generated and evaluated (full, state kept), advanced by a week, and the changes are
+loaded the way dlt's merge on Id does (changed and new rows replace the old ones and carry a new
+`_dlt_load_id`). The incremental evaluation of that warehouse is compared with a full evaluation
+of a copy of the same data: every table's score, dimension scores, per-rule counts, failing rows,
+samples and quarantine must be identical. Defects planted in the new week's rows, and an
+unchanged child orphaned by a deleted parent, must be found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from quality_checks import incremental
+from quality_checks.fixtures import merge_org_like_dlt
+from quality_checks.rules import QualityConfig, salesforce_specs, spec_for
+from quality_checks.validate import validate_table, validate_tables
+from sandbox.org import advance, generate, load_into_duckdb
+
+END = dt.date(2026, 6, 30)
+GX_TABLES = ("Opportunity", "Lead", "OpportunityHistory")
+
+
+def _set(tbl: pa.Table, ids: list[str], column: str, value) -> pa.Table:
+    mask = pc.is_in(tbl["Id"], value_set=pa.array(ids))
+    i = tbl.schema.get_field_index(column)
+    new = pc.if_else(mask, pa.scalar(value, tbl.schema.field(i).type), tbl[column])
+    return tbl.set_column(i, column, new)
+
+
+def _bump(tbl: pa.Table, ids: list[str], at: dt.datetime) -> pa.Table:
+    return _set(_set(tbl, ids, "SystemModstamp", at), ids, "LastModifiedDate", at)
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory):
+    """(incremental warehouse, full-copy warehouse, planted facts, as_of of week 2)."""
+    d = tmp_path_factory.mktemp("dq_incr")
+    org = generate("small", seed=23, end=END)
+    inc = d / "incremental.duckdb"
+    load_into_duckdb(org, inc)
+    cfg1 = QualityConfig(as_of=org.as_of)
+    first = validate_tables(inc, salesforce_specs(cfg1), cfg1, run_id="week-1", engine="sql")
+    assert all(r.evaluation.startswith("full") for r in first)
+
+    org2 = advance(org, 7)
+    t = dict(org2.tables)
+    at = org2.as_of - dt.timedelta(hours=1)
+    defect_ids = {i for dd in org.truth["defects"] for i in dd["ids"]}
+    # an open opportunity with stage history, deleted this week: its unchanged history rows
+    # become orphans (a changed parent breaks unchanged children)
+    opp, hist = t["Opportunity"], t["OpportunityHistory"]
+    with_history = set(hist["OpportunityId"].to_pylist())
+    live_open = [
+        i
+        for i, deleted, closed in zip(
+            opp["Id"].to_pylist(),
+            opp["IsDeleted"].to_pylist(),
+            opp["IsClosed"].to_pylist(),
+            strict=True,
+        )
+        if not deleted and not closed and i in with_history and i not in defect_ids
+    ]
+    victim = live_open[0]
+    opp = _bump(_set(opp, [victim], "IsDeleted", True), [victim], at)
+    # defects planted in this week's changes: a negative amount on a changed opportunity, an
+    # invalid lead status on a new lead, an orphan owner on a new task
+    new_opps = sorted(set(opp["Id"].to_pylist()) - set(org.tables["Opportunity"]["Id"].to_pylist()))
+    neg = new_opps[:2]
+    opp = _bump(_set(opp, neg, "Amount", -50.0), neg, at)
+    new_leads = sorted(set(t["Lead"]["Id"].to_pylist()) - set(org.tables["Lead"]["Id"].to_pylist()))
+    bad_lead = new_leads[:3]
+    lead = _bump(_set(t["Lead"], bad_lead, "Status", "Bogus Status"), bad_lead, at)
+    new_tasks = sorted(set(t["Task"]["Id"].to_pylist()) - set(org.tables["Task"]["Id"].to_pylist()))
+    orphan_task = new_tasks[:1]
+    task = _bump(_set(t["Task"], orphan_task, "OwnerId", "005999999999999"), orphan_task, at)
+    t.update({"Opportunity": opp, "Lead": lead, "Task": task})
+
+    con = duckdb.connect(str(inc))
+    written = merge_org_like_dlt(con, t, load_id="load-week-2")
+    con.close()
+    full = d / "full.duckdb"
+    shutil.copy(inc, full)
+    orphaned = [
+        i
+        for i, o in zip(hist["Id"].to_pylist(), hist["OpportunityId"].to_pylist(), strict=True)
+        if o == victim
+    ]
+    planted = {
+        "victim": victim,
+        "orphaned_history": set(orphaned),
+        "negative_amount": set(neg),
+        "bad_status": set(bad_lead),
+        "orphan_task": set(orphan_task),
+        "written": written,
+    }
+    assert len(neg) == 2 and len(bad_lead) == 3 and orphaned
+    return inc, full, planted, org2.as_of
+
+
+def _failing(path, table: str) -> set[tuple[str, str]]:
+    con = duckdb.connect(str(path))
+    try:
+        return set(
+            con.execute(
+                'SELECT record_id, rule FROM quality.row_failures WHERE "table" = ?', [table]
+            ).fetchall()
+        )
+    finally:
+        con.close()
+
+
+def _quarantine(path) -> set[tuple]:
+    con = duckdb.connect(str(path))
+    try:
+        return set(
+            con.execute(
+                "SELECT object, record_id, rule, reason FROM quality.quarantine_ids"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+
+
+def _same(a, b) -> None:
+    assert a.label == b.label
+    assert a.counts == b.counts, a.label
+    assert a.score == b.score and a.dimension_scores == b.dimension_scores, a.label
+    assert [(r.name, r.checked, r.failed) for r in a.rules] == [
+        (r.name, r.checked, r.failed) for r in b.rules
+    ], a.label
+    assert a.samples == b.samples, a.label
+    assert (a.passed, a.severity, a.findings, a.errors) == (b.passed, b.severity, b.findings, [])
+
+
+@pytest.fixture(scope="module")
+def compared(week):
+    inc, full, planted, as_of = week
+    cfg = QualityConfig(as_of=as_of)
+    scratch = QualityConfig(as_of=as_of, incremental=False)
+    specs = salesforce_specs(cfg)
+    a = validate_tables(inc, specs, cfg, run_id="week-2", engine="sql")
+    b = validate_tables(full, salesforce_specs(scratch), scratch, run_id="week-2", engine="sql")
+    return {r.object: r for r in a}, {r.object: r for r in b}
+
+
+def test_incremental_sql_equals_a_full_evaluation(week, compared):
+    inc, full, planted, _ = week
+    a, b = compared
+    assert set(a) == set(b) and len(a) == 17
+    for obj in a:
+        _same(a[obj], b[obj])
+        assert _failing(inc, a[obj].label) == _failing(full, b[obj].label), obj
+        assert a[obj].evaluation.startswith("incremental"), (obj, a[obj].evaluation)
+        assert b[obj].evaluation.startswith("full"), obj
+    assert _quarantine(inc) == _quarantine(full)
+
+
+def _candidates(evaluation: str) -> int:
+    return int(evaluation.split(" candidate rows")[0].rsplit(" ", 1)[1].replace(",", ""))
+
+
+def test_cost_follows_the_changed_rows(week, compared):
+    inc, _, planted, _ = week
+    a, _ = compared
+    total_rows = sum(r.counts.rows for r in a.values())
+    total_candidates = sum(_candidates(r.evaluation) for r in a.values())
+    assert total_candidates < 0.05 * total_rows, (total_candidates, total_rows)
+    # a table nobody touched, whose parents did not change either, validates no row
+    for obj in ("User", "UserRole", "Product2", "CurrencyType", "ForecastingQuota"):
+        assert planted["written"][obj] == 0
+        assert _candidates(a[obj].evaluation) == 0, a[obj].evaluation
+    # the big child table: its new rows plus the rows that fail (before or now), nothing else
+    hist = a["OpportunityHistory"]
+    assert "children of changed parents" in hist.evaluation  # its parent Opportunity changed
+    con = duckdb.connect(str(inc))
+    try:
+        children = con.execute(
+            "SELECT count(*) FROM salesforce.opportunity_history WHERE opportunity_id IN "
+            "(SELECT id FROM salesforce.opportunity WHERE _dlt_load_id = 'load-week-2')"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    assert _candidates(hist.evaluation) <= (
+        planted["written"]["OpportunityHistory"] + children + 2 * hist.counts.failed_rows
+    )
+    assert _candidates(hist.evaluation) < 0.05 * hist.counts.rows
+
+
+def test_planted_defects_of_the_new_week_are_found(week, compared):
+    inc, _, planted, _ = week
+    a, _ = compared
+    opp = _failing(inc, "salesforce.opportunity")
+    assert {(i, "opportunity.amount.non_negative") for i in planted["negative_amount"]} <= opp
+    lead = _failing(inc, "salesforce.lead")
+    assert {(i, "lead.status.in_set") for i in planted["bad_status"]} <= lead
+    task = _failing(inc, "salesforce.task")
+    assert {(i, "task.owner_id.references_user") for i in planted["orphan_task"]} <= task
+    # unchanged history rows of the deleted opportunity: orphans, quarantined
+    q = _quarantine(inc)
+    orphaned = {
+        rid
+        for obj, rid, rule, _ in q
+        if obj == "OpportunityHistory"
+        and rule == "opportunity_history.opportunity_id.references_opportunity"
+    }
+    assert planted["orphaned_history"] <= orphaned
+    con = duckdb.connect(str(inc))
+    try:
+        loads = {
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT _dlt_load_id FROM salesforce.opportunity_history WHERE id IN "
+                "(SELECT unnest(?))",
+                [sorted(planted["orphaned_history"])],
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    assert "load-week-2" not in loads  # the children themselves did not change
+    assert a["OpportunityHistory"].counts.quarantined_rows >= len(planted["orphaned_history"])
+
+
+def test_nothing_changed_validates_no_row_and_keeps_results(week, compared):
+    inc, _, _, as_of = week
+    a, _ = compared
+    d = inc.parent / "again.duckdb"
+    shutil.copy(inc, d)
+    cfg = QualityConfig(as_of=as_of + dt.timedelta(hours=2))
+    for obj in ("Task", "Opportunity", "Account"):
+        r = validate_table(d, spec_for(obj, cfg), cfg, run_id="week-2b", engine="sql")
+        assert r.evaluation.startswith("incremental: 0 new load(s)"), r.evaluation
+        _same(r, a[obj])
+
+
+def test_incremental_gx_equals_full(week, compared):
+    inc, _, _, as_of = week
+    _, b = compared
+    d = inc.parent / "gx.duckdb"
+    shutil.copy(inc, d)
+    # roll the state back to week 1 for these tables: copy again from a week-1 evaluation
+    con = duckdb.connect(str(d))
+    con.execute("DELETE FROM quality.eval_state")  # state gone -> full; then incremental
+    con.close()
+    cfg = QualityConfig(as_of=as_of)
+    for obj in GX_TABLES:
+        r0 = validate_table(d, spec_for(obj, cfg), cfg, run_id="gx-0", engine="gx")
+        assert r0.evaluation.startswith("full (no state"), r0.evaluation
+        _same(r0, b[obj])
+    # one more week of changes, loaded like dlt, then GX incremental vs SQL full
+    con = duckdb.connect(str(d))
+    for table, col in (("opportunity", "amount"), ("lead", "status")):
+        value = "-1.0" if col == "amount" else "'Bogus Status'"
+        con.execute(
+            f"CREATE TEMP TABLE ch AS SELECT * REPLACE ({value} AS {col}, 'load-week-3' AS "
+            f"_dlt_load_id) FROM salesforce.{table} WHERE NOT is_deleted ORDER BY id LIMIT 4"
+        )
+        con.execute(f"DELETE FROM salesforce.{table} WHERE id IN (SELECT id FROM ch)")
+        con.execute(f"INSERT INTO salesforce.{table} SELECT * FROM ch")
+        con.execute("DROP TABLE ch")
+    con.close()
+    scratch = d.parent / "gx_full.duckdb"
+    shutil.copy(d, scratch)
+    full_cfg = QualityConfig(as_of=as_of, incremental=False)
+    for obj in GX_TABLES:
+        r = validate_table(d, spec_for(obj, cfg), cfg, run_id="gx-1", engine="gx")
+        f = validate_table(scratch, spec_for(obj, full_cfg), full_cfg, run_id="gx-1", engine="sql")
+        assert r.evaluation.startswith("incremental"), r.evaluation
+        assert r.errors == [] and all(x.engine == "gx" for x in r.rules), r.errors
+        _same(r, f)
+        assert _failing(d, r.label) == _failing(scratch, f.label)
+    assert _quarantine(d) == _quarantine(scratch)
+
+
+def test_falls_back_to_full_when_state_cannot_be_trusted(week):
+    inc, _, _, as_of = week
+    d = inc.parent / "fallback.duckdb"
+    shutil.copy(inc, d)
+    cfg = QualityConfig(as_of=as_of)
+    spec = spec_for("Opportunity", cfg)
+    con = duckdb.connect(str(d))
+    try:
+        cols = {r[0] for r in con.execute("DESCRIBE salesforce.opportunity").fetchall()}
+        assert incremental.plan(con, spec, cols, as_of).incremental
+        back = incremental.plan(con, spec, cols, as_of - dt.timedelta(days=1))
+        assert not back.incremental and "as_of moved back" in back.reason
+        first = spec.rules[0]
+        other = spec.with_rules(
+            [dataclasses.replace(first, fail_sql=f"({first.fail_sql}) OR false"), *spec.rules[1:]]
+        )
+        changed = incremental.plan(con, other, cols, as_of)
+        assert not changed.incremental and "rule set" in changed.reason
+        # a full reload (every row in a new load) is evaluated in full
+        con.execute("UPDATE salesforce.opportunity SET _dlt_load_id = 'reload'")
+        assert "full reload" in incremental.plan(con, spec, cols, as_of).reason
+        con.execute("DELETE FROM quality.eval_state")
+        assert "no state" in incremental.plan(con, spec, cols, as_of).reason
+    finally:
+        con.close()
+
+
+def test_marketing_file_replaced_is_evaluated_incrementally(tmp_path):
+    """A replaced file's rows carry a new load time; an unchanged file's row that now collides
+    with a new touchpoint id fails uniqueness in both evaluations."""
+    path = tmp_path / "m.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA marketing")
+    con.execute(
+        """CREATE TABLE marketing.touchpoints AS SELECT
+            'tp' || i AS touchpoint_id, TIMESTAMP '2026-06-20' + INTERVAL (i) MINUTE AS occurred_at,
+            CASE WHEN i = 7 THEN 'carrier pigeon' ELSE 'paid_search' END AS channel,
+            'spring' AS campaign, 'ad_click' AS touch_type, 'h' || i AS email,
+            'touchpoints/' || (i % 3) || '.csv' AS source_file, i AS source_line,
+            TIMESTAMP '2026-06-21' AS loaded_at
+        FROM range(300) t(i)"""
+    )
+    con.close()
+    as_of = dt.datetime(2026, 6, 22, tzinfo=dt.UTC)
+    cfg = QualityConfig(as_of=as_of)
+    spec = spec_for("marketing.touchpoints", cfg)
+    r1 = validate_table(path, spec, cfg, run_id="m1", engine="sql")
+    assert r1.evaluation.startswith("full") and r1.counts.failed_rows == 1
+    con = duckdb.connect(str(path))
+    con.execute("DELETE FROM marketing.touchpoints WHERE source_file = 'touchpoints/1.csv'")
+    con.execute(
+        """INSERT INTO marketing.touchpoints SELECT
+            CASE WHEN i = 4 THEN 'tp3' ELSE 'tp' || i END, TIMESTAMP '2026-06-21', 'email',
+            'spring', 'email_click', 'h' || i, 'touchpoints/1.csv', i, TIMESTAMP '2026-06-22'
+        FROM range(1, 300, 3) t(i)"""
+    )
+    con.close()
+    scratch = tmp_path / "m_full.duckdb"
+    shutil.copy(path, scratch)
+    r2 = validate_table(path, spec, cfg, run_id="m2", engine="sql")
+    full_cfg = QualityConfig(as_of=as_of, incremental=False)
+    f2 = validate_table(
+        scratch, spec_for("marketing.touchpoints", full_cfg), full_cfg, "m2", engine="sql"
+    )
+    assert r2.evaluation.startswith("incremental: 1 new load(s), 100 new live rows")
+    _same(r2, f2)
+    # tp3 (unchanged file 0) and the new tp3 (file 1, line 4) both fail uniqueness
+    assert {s["record_id"] for s in r2.samples if s["rule"].endswith("unique")} == {"tp3"}
+    assert r2.counts.quarantined_rows == f2.counts.quarantined_rows == 1
+    assert _failing(path, "marketing.touchpoints") == _failing(scratch, "marketing.touchpoints")
