@@ -47,9 +47,14 @@ def dbt_resource() -> DbtCliResource:
     )
 
 
-def build_args(context: AssetExecutionContext) -> list[str]:
+# dbt unit tests check model logic on fixtures, not the warehouse's data: they run in `make test`
+# (tests/integration/test_marts_build.py), never in a production build.
+BUILD_ARGS: tuple[str, ...] = ("build", "--exclude-resource-type", "unit_test")
+
+
+def build_args(context: AssetExecutionContext | None = None) -> list[str]:
     """dbt CLI arguments for a run (the selection comes from the Dagster context)."""
-    return ["build"]
+    return list(BUILD_ARGS)
 
 
 @functools.cache

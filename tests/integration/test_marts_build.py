@@ -591,3 +591,48 @@ def test_analyst_connection_survives_a_full_republish(built, tmp_path):
         )
     finally:
         ro.close()
+
+
+# ----------------------------------------------------------------------------- dbt unit tests
+def test_dbt_unit_tests_pass_on_the_built_warehouse(built, tmp_path):
+    """Production builds exclude dbt unit tests (assets/dbt/assets.py BUILD_ARGS); they run
+    here, against the session's warehouse (dbt needs the upstream relations for column types)."""
+    import json
+
+    from assets.dbt.project import PROFILES_DIR, PROJECT_DIR, dbt_env, dbt_executable
+
+    _, warehouse, _ = built
+    env = {**dbt_env(), "SALESOPS_HOME": str(warehouse.parent), "SALESOPS_EMAIL_SALT": SALT}
+    target = tmp_path / "target"
+    proc = subprocess.run(
+        [
+            dbt_executable(),
+            "test",
+            "--select",
+            "test_type:unit",
+            "--project-dir",
+            str(PROJECT_DIR),
+            "--profiles-dir",
+            str(PROFILES_DIR),
+            "--target-path",
+            str(target),
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    results = [
+        r
+        for r in json.loads((target / "run_results.json").read_text())["results"]
+        if not r["unique_id"].startswith("operation.")  # on-run-start hooks
+    ]
+    manifest = json.loads((target / "manifest.json").read_text())
+    expected = {uid for uid in manifest["unit_tests"]}
+    ran = {r["unique_id"] for r in results}
+    assert ran == expected and len(expected) >= 18
+    assert all(r["status"] == "pass" for r in results), [
+        (r["unique_id"], r["status"]) for r in results if r["status"] != "pass"
+    ]

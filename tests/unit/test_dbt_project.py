@@ -74,3 +74,13 @@ def test_importing_the_dbt_layer_does_not_load_the_manifest():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # nothing was built at import: the @dbt_assets definition is made on first use only
     assert out.stdout.split()[-1] == "0"
+
+
+def test_production_build_skips_dbt_unit_tests():
+    from assets.dbt.assets import build_args
+
+    args = build_args()
+    assert args[0] == "build"
+    # the flag and its value, adjacent: dbt reads `--exclude-resource-type unit_test`
+    i = args.index("--exclude-resource-type")
+    assert args[i + 1] == "unit_test"

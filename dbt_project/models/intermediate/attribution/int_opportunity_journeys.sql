@@ -7,6 +7,15 @@
 --   converted lead, else the earliest linked contact), else the first touch; opportunity-creation
 --   touch = last touch at or before the opportunity was created, else the first touch; closing
 --   touch = last touch of a closed opportunity.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ opportunity_incremental_pre_hook(people=true, history=false, owners=false) }}",
+        post_hook="{{ opportunity_incremental_post_hook(people=true) }}",
+    )
+}}
 
 {% set lookback_days = var('attribution_lookback_days', 365) %}
 
@@ -15,6 +24,7 @@ with
 opportunities as (
 
     select * from {{ ref('opportunities') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
@@ -55,6 +65,7 @@ people as (
     where
         leads.converted_opportunity_id is not null
         and leads.email_hash is not null
+        and {{ changed_opportunity_filter('leads.converted_opportunity_id') }}
 
     union all
 
@@ -68,7 +79,9 @@ people as (
     from contact_roles
     inner join contacts
         on contact_roles.contact_id = contacts.contact_id
-    where contacts.email_hash is not null
+    where
+        contacts.email_hash is not null
+        and {{ changed_opportunity_filter('contact_roles.opportunity_id') }}
 
 ),
 

@@ -2,17 +2,29 @@
 -- state at its created_date that lasts until the next history row of the same opportunity.
 -- Opportunities without any history row get one state from their current values.
 
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ opportunity_incremental_pre_hook(owners=false) }}",
+        post_hook="{{ opportunity_incremental_post_hook() }}",
+    )
+}}
+
 with
 
 history as (
 
     select * from {{ ref('stg_salesforce__opportunity_history') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
 opportunities as (
 
     select * from {{ ref('stg_salesforce__opportunities') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 

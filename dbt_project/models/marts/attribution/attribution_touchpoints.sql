@@ -2,6 +2,16 @@
 -- of one opportunity sum to 1 per model) and the pipeline / bookings it is credited with.
 -- Models and degenerate cases: docs/ATTRIBUTION.md (same weights as assets/attribution/rules.py).
 
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ opportunity_incremental_pre_hook(people=true, history=false, owners=false) }}",
+        post_hook="{{ opportunity_incremental_post_hook(people=true) }}",
+    )
+}}
+
 {% set half_life_days = var('attribution_half_life_days', 7) %}
 
 with
@@ -9,6 +19,7 @@ with
 journeys as (
 
     select * from {{ ref('int_opportunity_journeys') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
@@ -29,8 +40,12 @@ journey_totals as (
 
     select
         weighted.*,
+        -- summed in touch order: a float sum in row order would differ in the last bits
+        -- between builds (an incremental build must equal a full one)
         sum(weighted.decay_weight) over (
             partition by weighted.opportunity_id
+            order by weighted.touch_position
+            rows between unbounded preceding and unbounded following
         ) as decay_total,
         sum(case when weighted.w_role_share > 0 then 1 else 0 end) over (
             partition by weighted.opportunity_id

@@ -1,27 +1,27 @@
 -- The as-of state of every open opportunity at the end of every week, rebuilt from history:
 -- the state whose interval covers the week's snapshot instant (next Monday 00:00 UTC).
 
-with
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ opportunity_incremental_pre_hook(weeks='int_calendar_weeks_generated') }}",
+        post_hook="{{ opportunity_incremental_post_hook(weeks='int_calendar_weeks_generated') }}",
+    )
+}}
 
-weeks as (
+{#- Incremental runs: every week of the changed opportunities, plus every opportunity in the
+    weeks that were not complete at the last build (two parts: an OR would join every week with
+    every interval first). -#}
+{%- set last_as_of -%}
+    (
+        select max(state.as_of_date) from {{ incremental_state_relation() }} as state
+        where state.model = '{{ this.schema }}.{{ this.identifier }}'
+    )
+{%- endset %}
 
-    select * from {{ ref('int_calendar_weeks_generated') }}
-
-),
-
-history as (
-
-    select * from {{ ref('opportunity_history') }}
-
-),
-
-opportunities as (
-
-    select * from {{ ref('opportunities') }}
-
-)
-
-select
+{%- set snapshot_columns -%}
     weeks.week_end as snapshot_date,
     weeks.week_start,
     weeks.is_complete,
@@ -41,7 +41,50 @@ select
     history.amount_usd * history.probability as weighted_amount_usd,
     {{ dbt.datediff('opportunities.created_date', 'weeks.week_end', 'day') }}
         as age_days
+{%- endset %}
 
+with
+
+weeks as (
+
+    select * from {{ ref('int_calendar_weeks_generated') }}
+
+),
+
+history as (
+
+    select * from {{ ref('opportunity_history') }}
+
+),
+
+opportunities as (
+
+    select * from {{ ref('opportunities') }}
+
+),
+
+changed_history as (
+
+    select * from history
+    where {{ changed_opportunity_filter('opportunity_id') }}
+
+)
+
+select
+    {{ snapshot_columns }}
+from weeks
+inner join changed_history as history
+    on
+        history.valid_from < weeks.snapshot_at
+        and (history.valid_to is null or history.valid_to >= weeks.snapshot_at)
+inner join opportunities
+    on history.opportunity_id = opportunities.opportunity_id
+where not history.is_closed
+{% if is_incremental() %}
+union all
+
+select
+    {{ snapshot_columns }}
 from weeks
 inner join history
     on
@@ -49,4 +92,10 @@ inner join history
         and (history.valid_to is null or history.valid_to >= weeks.snapshot_at)
 inner join opportunities
     on history.opportunity_id = opportunities.opportunity_id
-where not history.is_closed
+where
+    not history.is_closed
+    and weeks.week_end > {{ last_as_of }}
+    -- implied by the join (valid_to >= snapshot_at > week_end), stated so it filters history first
+    and (history.valid_to is null or history.valid_to > {{ last_as_of }})
+    and not ({{ changed_opportunity_filter('history.opportunity_id') }})
+{% endif %}

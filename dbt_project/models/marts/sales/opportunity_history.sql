@@ -1,17 +1,29 @@
 -- One row per opportunity state interval. The state as of time D is
 -- valid_from <= D and (valid_to is null or valid_to > D).
 
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ opportunity_incremental_pre_hook() }}",
+        post_hook="{{ opportunity_incremental_post_hook() }}",
+    )
+}}
+
 with
 
 states as (
 
     select * from {{ ref('int_opportunity_states_sequenced') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
 opportunities as (
 
     select * from {{ ref('opportunities') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 )
 

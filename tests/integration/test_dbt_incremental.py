@@ -1,0 +1,244 @@
+"""Incremental dbt builds give exactly the tables a full rebuild gives on the same data.
+
+One session: a small org loaded the way dlt loads it, a full `dbt run`, a run with no change
+(nothing recomputed), then `sandbox.org.advance(org, 7)` merged the way dlt merges (new load id
+on every new, changed or deleted row) plus targeted changes the advance does not make (an
+account's segment, an owner's manager, a contact's email, a late touchpoint file, quarantine
+flips in both directions), an incremental `dbt build` (data tests and contracts included), and
+`dbt run --full-refresh` of the incremental models on the same data: EXCEPT ALL both ways must be
+empty for every incremental model.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+import duckdb
+import pytest
+
+from assets.dbt.incremental_check import (
+    INCREMENTAL_MODELS,
+    add_touchpoints,
+    changed_opportunities,
+    differences,
+    load_warehouse,
+    merge_like_dlt,
+    run_dbt,
+    snapshot_tables,
+)
+from sandbox.org import advance, generate
+
+pytestmark = pytest.mark.slow
+
+LOAD_ID = "9999999999.000001"  # after any load id of the first load (time.time() based)
+
+
+def _sql(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list:
+    return con.execute(sql, params or []).fetchall()
+
+
+def _open_opportunity(con, offset: int) -> tuple[str, str, str]:
+    """(opportunity id, account id, owner id) of an open deal with a long history."""
+    return _sql(
+        con,
+        "select o.id, o.account_id, o.owner_id from salesforce.opportunity as o "
+        "join (select opportunity_id, count(*) as n from salesforce.opportunity_history "
+        "group by 1) as h on h.opportunity_id = o.id "
+        "where not o.is_closed and not o.is_deleted and o.account_id in "
+        "(select id from salesforce.account) order by h.n desc, o.id limit 1 offset ?",
+        [offset],
+    )[0]
+
+
+def _targeted_changes(con) -> dict[str, str]:
+    """Changes the advance does not make, each with the new load id, as dlt would merge them."""
+    opp_a, account, _ = _open_opportunity(con, 0)
+    opp_b, _, owner = _open_opportunity(con, 1)
+    segments = [r[0] for r in _sql(con, "select distinct segment_c from salesforce.account")]
+    current = _sql(con, "select segment_c from salesforce.account where id = ?", [account])[0][0]
+    other = next(s for s in segments if s is not None and s != current)
+    _sql(
+        con,
+        "update salesforce.account set segment_c = ?, _dlt_load_id = ? where id = ?",
+        [other, LOAD_ID, account],
+    )
+    manager = _sql(
+        con,
+        'select id from salesforce."user" where id <> ? and id <> coalesce('
+        "(select manager_id from salesforce.\"user\" where id = ?), '') order by id limit 1",
+        [owner, owner],
+    )[0][0]
+    _sql(
+        con,
+        'update salesforce."user" set manager_id = ?, _dlt_load_id = ? where id = ?',
+        [manager, LOAD_ID, owner],
+    )
+    # a contact with touches, linked to a deal: its new email loses them
+    contact = _sql(
+        con,
+        "select c.id from salesforce.contact as c "
+        "join salesforce.opportunity_contact_role as r on r.contact_id = c.id "
+        "where c.email is not null and not c.is_deleted order by c.id limit 1",
+    )[0][0]
+    _sql(
+        con,
+        "update salesforce.contact set email = 'moved-' || email, _dlt_load_id = ? where id = ?",
+        [LOAD_ID, contact],
+    )
+    # quarantine: opp_c enters (and one history row of opp_d), opp_e (quarantined before) leaves
+    opp_c, _, _ = _open_opportunity(con, 2)
+    opp_d, _, _ = _open_opportunity(con, 3)
+    history_d = _sql(
+        con,
+        "select id from salesforce.opportunity_history where opportunity_id = ? "
+        "order by created_date limit 1 offset 1",
+        [opp_d],
+    )[0][0]
+    _sql(
+        con,
+        "insert into quality.quarantine_ids values "
+        "('Opportunity', ?, 'test', 'planted', now()), "
+        "('OpportunityHistory', ?, 'test', 'planted', now())",
+        [opp_c, history_d],
+    )
+    _sql(con, "delete from quality.quarantine_ids where rule = 'test-before'")
+    return {"account": opp_a, "owner": opp_b, "quarantined": opp_c, "history": opp_d}
+
+
+@pytest.fixture(scope="session")
+def incremental(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dbt_incremental")
+    warehouse, target = home / "warehouse.duckdb", home / "target"
+    org = generate("small", seed=23, end=date(2026, 6, 1))
+    load_warehouse(org, warehouse)
+    con = duckdb.connect(str(warehouse))
+    try:
+        _sql(con, "create schema quality")
+        _sql(
+            con,
+            "create table quality.quarantine_ids (object varchar, record_id varchar, "
+            "rule varchar, reason varchar, detected_at timestamp)",
+        )
+        before = _open_opportunity(con, 4)[0]
+        _sql(
+            con,
+            "insert into quality.quarantine_ids values "
+            "('Opportunity', ?, 'test-before', 'planted', now())",
+            [before],
+        )
+    finally:
+        con.close()
+    # seed + models, no tests: the data tests run with the incremental build below
+    run_dbt(
+        ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"],
+        home,
+        target,
+    )
+    full_counts = changed_opportunities(warehouse)
+    run_dbt(["run", "--select", *INCREMENTAL_MODELS], home, target)
+    unchanged_counts = changed_opportunities(warehouse)
+    snapshot_tables(warehouse, INCREMENTAL_MODELS, "before_changes")
+
+    merged = merge_like_dlt(org, advance(org, 7), warehouse, load_id=LOAD_ID)
+    con = duckdb.connect(str(warehouse))
+    try:
+        changed = _targeted_changes(con)
+        changed["released"] = before
+    finally:
+        con.close()
+    added = add_touchpoints(warehouse, 40, datetime(2026, 7, 1))
+    build = run_dbt(["build", "--exclude-resource-type", "unit_test"], home, target)
+    incremental_counts = changed_opportunities(warehouse)
+    snapshot_tables(warehouse, INCREMENTAL_MODELS, "incremental_copy")
+    run_dbt(["run", "--full-refresh", "--select", *INCREMENTAL_MODELS], home, target)
+    return {
+        "warehouse": warehouse,
+        "target": target,
+        "merged": merged,
+        "added": added,
+        "changed": changed,
+        "build": build,
+        "counts": (full_counts, unchanged_counts, incremental_counts),
+    }
+
+
+def test_incremental_tables_equal_a_full_refresh(incremental):
+    diffs = differences(incremental["warehouse"], INCREMENTAL_MODELS, "incremental_copy")
+    assert set(diffs) == set(INCREMENTAL_MODELS)
+    for name, (rows, only_incremental, only_full) in diffs.items():
+        assert rows > 0, name
+        assert (only_incremental, only_full) == (0, 0), (name, only_incremental, only_full)
+
+
+def test_the_changes_reached_the_tables(incremental):
+    """The week of changes and each targeted change altered the rebuilt tables (else the
+    equality above would prove nothing about them)."""
+    assert incremental["merged"]["opportunity"] > 0 and incremental["merged"]["lead"] > 0
+    assert incremental["added"] == 40
+    changed = incremental["changed"]
+    con = duckdb.connect(str(incremental["warehouse"]), read_only=True)
+    try:
+
+        def moved(table: str, opportunity_id: str) -> bool:
+            before = _sql(
+                con,
+                f"select * from before_changes.{table} where opportunity_id = ? "
+                f"except all select * from {INCREMENTAL_MODELS[table]}.{table} "
+                "where opportunity_id = ?",
+                [opportunity_id, opportunity_id],
+            )
+            after = _sql(
+                con,
+                f"select * from {INCREMENTAL_MODELS[table]}.{table} where opportunity_id = ? "
+                f"except all select * from before_changes.{table} where opportunity_id = ?",
+                [opportunity_id, opportunity_id],
+            )
+            return bool(before or after)
+
+        assert moved("opportunity_history", changed["account"])  # segment
+        assert moved("pipeline_snapshots", changed["owner"])  # manager
+        assert moved("int_opportunity_states_sequenced", changed["quarantined"])  # gone
+        assert moved("int_opportunity_states_sequenced", changed["history"])  # one state less
+        assert moved("int_opportunity_states_sequenced", changed["released"])  # back
+        # new weeks for every open deal
+        weeks = _sql(
+            con,
+            "select count(distinct snapshot_date) from marts.pipeline_snapshots "
+            "where snapshot_date > (select max(snapshot_date) from before_changes."
+            "pipeline_snapshots)",
+        )[0][0]
+        assert weeks >= 1
+        # the late touchpoint file reached the journeys
+        late = _sql(
+            con,
+            "select count(*) from intermediate.int_opportunity_journeys "
+            "where touchpoint_id like 'new-%'",
+        )[0][0]
+        assert late > 0
+    finally:
+        con.close()
+
+
+def test_only_changed_opportunities_are_recomputed(incremental):
+    full_counts, unchanged_counts, incremental_counts = incremental["counts"]
+    models = set(INCREMENTAL_MODELS)
+    assert set(full_counts) == models and all(v is None for v in full_counts.values())
+    # nothing changed: nothing recomputed
+    assert unchanged_counts == dict.fromkeys(models, 0)
+    con = duckdb.connect(str(incremental["warehouse"]), read_only=True)
+    try:
+        total = _sql(con, "select count(*) from salesforce.opportunity")[0][0]
+    finally:
+        con.close()
+    for name, count in incremental_counts.items():
+        assert count is not None and 0 < count < total / 2, (name, count, total)
+
+
+def test_incremental_build_passes_data_tests_and_contracts(incremental):
+    results = json.loads((incremental["target"] / "run_results.json").read_text())["results"]
+    assert results  # the last run: the full refresh of the incremental models
+    nodes = incremental["build"]["nodes"]
+    assert all(f"model.salesops.{name}" in nodes for name in INCREMENTAL_MODELS)
+    assert sum(uid.startswith("test.") for uid in nodes) >= 100
+    assert not any(uid.startswith("unit_test.") for uid in nodes)
