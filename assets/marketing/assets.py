@@ -89,6 +89,10 @@ def _metadata(report: KindReport) -> dict[str, dg.MetadataValue]:
     for name, value in report_metadata(report).items():
         if isinstance(value, (dict, list)):
             meta[name] = dg.MetadataValue.json(value)
+        elif isinstance(value, bool):
+            meta[name] = dg.MetadataValue.bool(value)
+        elif isinstance(value, str):
+            meta[name] = dg.MetadataValue.text(value)
         elif isinstance(value, float):
             meta[name] = dg.MetadataValue.float(value)
         else:

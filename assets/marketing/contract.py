@@ -23,6 +23,9 @@ TOUCHPOINTS = "touchpoints"
 KINDS: tuple[str, ...] = (AD_SPEND, TOUCHPOINTS)
 QUARANTINE_TABLE = "quarantine"
 LOADED_FILES_TABLE = "loaded_files"
+# The last computed run summary per kind (row counts, matched people, preview): reused by a run
+# that loads no file of that kind instead of rescanning the tables.
+SUMMARY_TABLE = "load_summary"
 
 SALT_ENV = "SALESOPS_EMAIL_SALT"
 DEFAULT_SALT = "salesops-demo-salt"
@@ -133,7 +136,18 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.{LOADED_FILES_TABLE} (
     rows_read BIGINT NOT NULL,
     rows_loaded BIGINT NOT NULL,
     rows_quarantined BIGINT NOT NULL,
-    loaded_at TIMESTAMP NOT NULL
+    loaded_at TIMESTAMP NOT NULL,
+    mtime_ns BIGINT
+);
+-- warehouses loaded before mtime_ns existed (NULL: the file is re-hashed once, then recorded)
+ALTER TABLE {SCHEMA}.{LOADED_FILES_TABLE} ADD COLUMN IF NOT EXISTS mtime_ns BIGINT;
+CREATE TABLE IF NOT EXISTS {SCHEMA}.{SUMMARY_TABLE} (
+    kind VARCHAR NOT NULL,
+    table_rows BIGINT NOT NULL,
+    quarantine_rows BIGINT NOT NULL,
+    matched_people JSON,
+    preview JSON,
+    computed_at TIMESTAMP NOT NULL
 );
 """
 

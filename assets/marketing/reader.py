@@ -1,10 +1,12 @@
-"""Read one landing file into a DuckDB temp table of VARCHAR columns with line numbers.
+"""Stage one landing file for validation: `mkt_stage(line BIGINT, <contract columns> VARCHAR)`.
 
-Every landing file, CSV or Parquet, becomes the same shape before validation:
-`mkt_stage(line BIGINT, <contract columns> VARCHAR)` plus `mkt_malformed(line, error_type,
-raw_line)` for CSV records DuckDB could not split into the header's columns. Reading happens
-entirely inside DuckDB (streaming scan, temp tables spill to disk), so memory does not grow with
-the file. A file that cannot be read at all raises `UnreadableFileError` and stages nothing.
+Every landing file, CSV or Parquet, gets the same shape before validation: `mkt_stage` plus
+`mkt_malformed(line, error_type, raw_line)` for CSV records DuckDB could not split into the
+header's columns. For CSV, `mkt_stage` is a temp table (the rejects of the scan decide the line
+numbers); for Parquet it is a temp view over `read_parquet`, so the file is scanned in place and
+nothing of its size is copied. Reading happens entirely inside DuckDB (temp tables spill to
+disk), so memory does not grow with the file. A file that cannot be read at all raises
+`UnreadableFileError` and stages nothing.
 
 Line numbers: for CSV, the header is line 1 and the n-th record is line n + 1 (exact for files
 without blank lines or quoted multi-line values); for Parquet, `line` is the 1-based row number.
@@ -12,6 +14,7 @@ without blank lines or quoted multi-line values); for Parquet, `line` is the 1-b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -155,13 +158,17 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, spec: KindSpec, file:
 
 
 def drop_stage(con: duckdb.DuckDBPyConnection) -> None:
-    for table in (STAGE, MALFORMED, _RAW, _GAPS, _REJECTS, _REJECT_SCANS):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    for name in (STAGE, MALFORMED, _RAW, _GAPS, _REJECTS, _REJECT_SCANS):
+        for kind in ("TABLE", "VIEW"):  # mkt_stage is a view for Parquet, a table for CSV
+            with contextlib.suppress(duckdb.CatalogException):
+                con.execute(f"DROP {kind} IF EXISTS {name}")
 
 
 def _stage_parquet(
     con: duckdb.DuckDBPyConnection, path: Path, spec: KindSpec, file: str
 ) -> StagedFile:
+    # A view, not a table: validation and the insert scan the Parquet file directly (columnar,
+    # compressed, only the columns each pass needs), so nothing of the file's size is copied.
     source = f"read_parquet({sql_literal(str(path))}, file_row_number = true)"
     columns = [
         row[0]
@@ -171,13 +178,15 @@ def _stage_parquet(
     ]
     mapping, ignored = _header_map(columns, spec, file)
     con.execute(
-        f"CREATE TEMP TABLE {STAGE} AS "
+        f"CREATE TEMP VIEW {STAGE} AS "
         f"SELECT file_row_number + 1 AS line, {_select_list(mapping, spec)} FROM {source}"
     )
     con.execute(
         f"CREATE TEMP TABLE {MALFORMED} (line BIGINT, error_type VARCHAR, raw_line VARCHAR)"
     )
-    (rows,) = con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()
+    # The row count comes from the Parquet footer. A data page that does not decode fails the
+    # insert later, inside the file's transaction, which then rolls back (the file fails).
+    (rows,) = con.execute(f"SELECT count(*) FROM read_parquet({sql_literal(str(path))})").fetchone()
     return StagedFile(rows_read=rows, malformed_rows=0, ignored_columns=tuple(ignored))
 
 

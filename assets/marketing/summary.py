@@ -48,7 +48,13 @@ def report_metadata(report: KindReport) -> dict[str, Any]:
         "quarantine_rows_total": report.quarantine_rows,
         "table_rows": report.table_rows,
         "seconds": report.seconds,
+        "phase_seconds": report.phases,
+        # False: totals, matched people and preview computed now; True: no file of this kind was
+        # loaded, they are the ones stored by the last run that loaded one (summary_computed_at).
+        "summary_reused": report.summary_reused,
     }
+    if report.summary_computed_at is not None:
+        meta["summary_computed_at"] = report.summary_computed_at.isoformat(timespec="seconds")
     if report.matched_people is not None:
         meta.update(report.matched_people)
     return meta

@@ -1,10 +1,20 @@
-"""Row validation in DuckDB SQL: staged VARCHAR rows -> typed rows with a quarantine reason.
+"""Row validation in DuckDB SQL: staged VARCHAR rows -> typed rows or a quarantine reason.
 
-`classify(con, kind, salt)` reads temp table `mkt_stage` (see reader.py) and creates temp table
-`mkt_classified`: `line`, the target table's typed columns and, for bad rows, `reason` (a stable
-code from contract.py) and `detail` (human text naming the column and value).
-`quarantine_rows_sql(kind)` selects the bad rows with the raw row as JSON. Rules are checked in
-order and the first failing one names the reason; `reason IS NULL` means the row loads.
+Everything is a SELECT over `mkt_stage` (reader.py: a temp table for CSV, a view over
+`read_parquet` for Parquet), so no intermediate table of the file's size is built:
+
+1. `find_duplicates` (touchpoints): one aggregate over the ids finds ids seen more than once;
+   only those rows (and ids already loaded from other files) are checked row by row, into the
+   small temp table `mkt_dups(line, rule_no, first_line, prior_file, prior_line)`.
+2. `target_rows_sql`: checks the rules, types the values (timestamps parsed once, emails
+   hashed once) and selects the rows that pass and are not duplicates - the loader's single
+   `INSERT ... SELECT`.
+3. `quarantine_rows_sql`: the rows breaking a rule or in `mkt_dups`, with reason, detail and
+   the raw row as JSON. The loader runs it only when rows are missing from the insert (read -
+   malformed - loaded > 0), so a clean file is scanned twice (ids, then insert).
+
+Rules are checked in order and the first failing one is the row's `rule_no`; `_by_rule` turns
+it into the reason code and the human detail. No row passes through Python.
 """
 
 from __future__ import annotations
@@ -16,12 +26,16 @@ import duckdb
 from assets.marketing import contract as c
 from assets.marketing.reader import EMAIL_PATTERN, STAGE, sql_literal
 
-CLASSIFIED = "mkt_classified"
+DUPS = "mkt_dups"
+_CANDIDATES = "mkt_candidates"
+_PRIOR = "mkt_prior"
 
 # A time of day followed by an explicit offset: Z, +hh, +hhmm or +hh:mm.
 _OFFSET_PATTERN = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
 _EMAIL_SHAPE = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 _MAX_COUNT = 9.2e18  # BIGINT range
+# rule_no of a duplicate touchpoint_id (the row passed every rule of _touchpoint_rules)
+DUPLICATE_RULE = 99
 
 
 @dataclass(frozen=True)
@@ -123,23 +137,52 @@ def _touchpoint_rules() -> list[Rule]:
     ]
 
 
-def _first_failed(rules: list[Rule]) -> str:
-    """CASE giving the number of the first failing rule (NULL if the row passes all)."""
-    whens = " ".join(f"WHEN {r.failed} THEN {n}" for n, r in enumerate(rules, 1))
-    return f"CASE {whens} END"
+_DUPLICATE = Rule(
+    "false",  # decided by find_duplicates, not per row
+    c.REASON_DUPLICATE_ID,
+    "CASE WHEN k.prior_file IS NOT NULL THEN "
+    f"'touchpoint_id ' || {_quote('touchpoint_id')} || ' was already loaded from ' "
+    "|| k.prior_file || ' line ' || k.prior_line "
+    f"ELSE 'touchpoint_id ' || {_quote('touchpoint_id')} || ' repeats line ' || k.first_line "
+    "|| ' of this file' END",
+)
+
+# typed values computed from the trimmed `<col>_v` values, per kind
+_TYPED = {
+    c.AD_SPEND: (
+        "try_cast(date_v AS DATE) AS date_t, lower(channel_v) AS channel_t, "
+        "try_cast(spend_v AS DECIMAL(18, 4)) AS spend_t, upper(currency_v) AS currency_t, "
+        "try_cast(impressions_v AS DOUBLE) AS impressions_d, "
+        "try_cast(clicks_v AS DOUBLE) AS clicks_d"
+    ),
+    c.TOUCHPOINTS: (
+        "try_cast(occurred_at_v AS TIMESTAMPTZ) AS occurred_tz, lower(channel_v) AS channel_t, "
+        "lower(touch_type_v) AS touch_type_t"
+    ),
+}
+# the target table's columns (loader.TARGET_COLUMNS order) from the typed values
+_EMAIL_HASH = "CASE WHEN email_v IS NOT NULL THEN sha256($salt || lower(email_v)) END"
+_OUTPUTS = {
+    c.AD_SPEND: (
+        "date_t AS date, channel_t AS channel, campaign_v AS campaign, spend_t AS spend, "
+        "currency_t AS currency, CAST(impressions_d AS BIGINT) AS impressions, "
+        "CAST(clicks_d AS BIGINT) AS clicks"
+    ),
+    c.TOUCHPOINTS: (
+        "touchpoint_id_v AS touchpoint_id, timezone('UTC', occurred_tz) AS occurred_at, "
+        "channel_t AS channel, campaign_v AS campaign, touch_type_t AS touch_type, "
+        f"{_EMAIL_HASH} AS email_hash, utm_source_v AS utm_source, utm_medium_v AS utm_medium, "
+        "utm_campaign_v AS utm_campaign"
+    ),
+}
+_RULES = {c.AD_SPEND: _ad_spend_rules, c.TOUCHPOINTS: _touchpoint_rules}
 
 
-def _by_rule(rules: list[Rule], attr: str) -> str:
-    """The reason code (attr="reason") or detail text of rule number `rule_no`.
-
-    Each rule's condition is evaluated once (in `_first_failed`); details are only built for the
-    rows that failed.
-    """
-    if attr == "reason":
-        whens = " ".join(f"WHEN {n} THEN {sql_literal(r.reason)}" for n, r in enumerate(rules, 1))
-    else:
-        whens = " ".join(f"WHEN {n} THEN {r.detail}" for n, r in enumerate(rules, 1))
-    return f"CASE rule_no {whens} END"
+def rules(kind: str) -> list[Rule]:
+    """Rules of `kind` in order; rule number n (1-based) is `rule_no` n."""
+    if kind not in _RULES:
+        raise ValueError(f"unknown marketing file kind {kind!r}; expected one of {c.KINDS}")
+    return _RULES[kind]()
 
 
 # Free-text columns: an email address typed into them is replaced by the redaction marker.
@@ -149,31 +192,47 @@ _FREE_TEXT = ("campaign", "utm_source", "utm_medium", "utm_campaign")
 def _trimmed(columns: tuple[str, ...]) -> str:
     parts = []
     for col in columns:
-        value = f"nullif(trim(\"{col}\"), '')"
+        # trim() strips spaces only; calling it just on values that start or end with one is
+        # the same result at a fraction of the cost (most values have none).
+        q = f'"{col}"'
+        value = (
+            f"nullif(CASE WHEN starts_with({q}, ' ') OR ends_with({q}, ' ') THEN trim({q}) "
+            f"ELSE {q} END, '')"
+        )
         if col in _FREE_TEXT:  # contains() is cheap; the regex runs only on candidates
             value = f"CASE WHEN contains(\"{col}\", '@') THEN mkt_redact({value}) ELSE {value} END"
         parts.append(f"{value} AS {col}_v")
     return ", ".join(parts)
 
 
-def quarantine_rows_sql(kind: str) -> str:
-    """SELECT (line, reason, detail, raw_row) of the bad rows of mkt_classified.
+def _values_sql(kind: str, columns: tuple[str, ...] | None = None) -> str:
+    """SELECT line, the raw staged columns and their trimmed `<col>_v` values."""
+    columns = columns or c.SPECS[kind].columns
+    raw = ", ".join(f'"{col}"' for col in columns)
+    return f"SELECT line, {raw}, {_trimmed(columns)} FROM {STAGE}"
 
-    raw_row is the row as read (from mkt_stage), as JSON: the email is replaced by a marker and
-    its salted hash, and anything shaped like an address elsewhere is redacted.
-    """
-    pairs = []
-    for col in c.SPECS[kind].columns:
-        if col == "email":
-            pairs.append(f"'email', CASE WHEN s.email IS NOT NULL THEN '{c.REDACTED}' END")
-            pairs.append("'email_hash', k.email_hash")
-        else:
-            pairs.append(f'{sql_literal(col)}, s."{col}"')
-    raw = f"mkt_redact(CAST(json_object({', '.join(pairs)}) AS VARCHAR))"
-    return (
-        f"SELECT k.line, k.reason, k.detail, {raw} AS raw_row "
-        f"FROM {CLASSIFIED} k JOIN {STAGE} s ON s.line = k.line WHERE k.reason IS NOT NULL"
-    )
+
+def typed_sql(kind: str) -> str:
+    """SELECT line, the raw staged columns, trimmed `<col>_v` values and typed values."""
+    return f"SELECT *, {_TYPED[kind]} FROM ({_values_sql(kind)})"
+
+
+def checked_sql(kind: str) -> str:
+    """typed_sql plus `rule_no`: the number of the first rule the row breaks (NULL if none)."""
+    whens = " ".join(f"WHEN {r.failed} THEN {n}" for n, r in enumerate(rules(kind), 1))
+    return f"SELECT *, CASE {whens} END AS rule_no FROM ({typed_sql(kind)})"
+
+
+def _by_rule(kind: str, attr: str) -> str:
+    """CASE on k.rule_no giving the reason code (attr="reason") or the detail text."""
+    numbered = list(enumerate(rules(kind), 1))
+    if kind == c.TOUCHPOINTS:
+        numbered.append((DUPLICATE_RULE, _DUPLICATE))
+    if attr == "reason":
+        whens = " ".join(f"WHEN {n} THEN {sql_literal(r.reason)}" for n, r in numbered)
+    else:
+        whens = " ".join(f"WHEN {n} THEN {r.detail}" for n, r in numbered)
+    return f"CASE k.rule_no {whens} END"
 
 
 def create_redact_macro(con: duckdb.DuckDBPyConnection) -> None:
@@ -183,130 +242,105 @@ def create_redact_macro(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def classify(con: duckdb.DuckDBPyConnection, kind: str, salt: str) -> None:
-    """Create temp table mkt_classified from mkt_stage (see module doc)."""
+def drop_validation(con: duckdb.DuckDBPyConnection) -> None:
+    for table in (DUPS, _CANDIDATES, _PRIOR):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def find_duplicates(con: duckdb.DuckDBPyConnection, kind: str, dedupe_against: str | None) -> int:
+    """Create temp table mkt_dups with the lines of duplicate touchpoint ids; return its size.
+
+    Among rows passing every rule, the first occurrence of a touchpoint_id in the file loads
+    unless `dedupe_against` (the target table, already without this file's earlier rows) holds
+    that id; the other occurrences are duplicates. One aggregate over the ids finds the ids
+    seen more than once; only those, and ids already loaded, are checked row by row. Ad-spend
+    rows are not de-duplicated (the table is created empty).
+    """
     create_redact_macro(con)
-    spec = c.SPECS[kind]
-    con.execute(f"DROP TABLE IF EXISTS {CLASSIFIED}")
-    if kind == c.AD_SPEND:
-        _classify_ad_spend(con, spec)
-    elif kind == c.TOUCHPOINTS:
-        _classify_touchpoints(con, spec, salt)
-    else:
-        raise ValueError(f"unknown marketing file kind {kind!r}; expected one of {c.KINDS}")
-
-
-def _classify_ad_spend(con: duckdb.DuckDBPyConnection, spec: c.KindSpec) -> None:
-    rules = _ad_spend_rules()
+    drop_validation(con)
+    con.execute(
+        f"CREATE TEMP TABLE {DUPS} (line BIGINT, rule_no INTEGER, first_line BIGINT, "
+        "prior_file VARCHAR, prior_line BIGINT)"
+    )
+    if kind != c.TOUCHPOINTS:
+        return 0
+    # Grouped on the 64-bit hash of the id, not the id: a smaller, faster hash table. A hash
+    # collision only adds candidates, which the exact pass below then clears.
+    con.execute(
+        f"CREATE TEMP TABLE {_CANDIDATES} AS SELECT hash(touchpoint_id_v) AS h "
+        f"FROM ({_values_sql(kind, ('touchpoint_id',))}) "
+        "WHERE touchpoint_id_v IS NOT NULL GROUP BY h HAVING count(*) > 1"
+    )
+    con.execute(f"CREATE TEMP TABLE {_PRIOR} (id VARCHAR, prior_file VARCHAR, prior_line BIGINT)")
+    if dedupe_against and con.execute(f"SELECT 1 FROM {dedupe_against} LIMIT 1").fetchone():
+        # Inner join (no DISTINCT over the file): DuckDB builds the hash table on the smaller
+        # side, file or table. Ids are unique in the target (this rule) and the group is over
+        # the matches only; a file repeating a loaded id matches it twice, min() keeps one.
+        con.execute(
+            f"INSERT INTO {_PRIOR} SELECT e.touchpoint_id, min(e.source_file), "
+            f"min(e.source_line) FROM {dedupe_against} e "
+            f"JOIN (SELECT touchpoint_id_v AS id FROM ({_values_sql(kind, ('touchpoint_id',))})) s "
+            "ON s.id = e.touchpoint_id GROUP BY e.touchpoint_id"
+        )
+    if _count(con, _CANDIDATES) + _count(con, _PRIOR) == 0:
+        return 0
     con.execute(
         f"""
-        CREATE TEMP TABLE {CLASSIFIED} AS
-        WITH v AS (
-            SELECT line, {_trimmed(spec.columns)} FROM {STAGE}
+        INSERT INTO {DUPS}
+        WITH r AS (
+            SELECT line, touchpoint_id_v AS id, rule_no FROM ({checked_sql(kind)})
+            WHERE hash(touchpoint_id_v) IN (SELECT h FROM {_CANDIDATES})
+                OR touchpoint_id_v IN (SELECT id FROM {_PRIOR})
         ),
-        t AS (
-            SELECT *,
-                try_cast(date_v AS DATE) AS date_t,
-                lower(channel_v) AS channel_t,
-                try_cast(spend_v AS DECIMAL(18, 4)) AS spend_t,
-                upper(currency_v) AS currency_t,
-                try_cast(impressions_v AS DOUBLE) AS impressions_d,
-                try_cast(clicks_v AS DOUBLE) AS clicks_d
-            FROM v
-        ),
-        numbered AS (
-            SELECT *, {_first_failed(rules)} AS rule_no FROM t
-        ),
-        checked AS (
-            SELECT *, {_by_rule(rules, "reason")} AS reason, {_by_rule(rules, "detail")} AS detail
-            FROM numbered
+        f AS (
+            SELECT *, min(line) FILTER (WHERE rule_no IS NULL) OVER (PARTITION BY id)
+                AS first_line
+            FROM r
         )
-        SELECT
-            line,
-            date_t AS date,
-            channel_t AS channel,
-            campaign_v AS campaign,
-            spend_t AS spend,
-            currency_t AS currency,
-            CASE WHEN reason IS NULL THEN CAST(impressions_d AS BIGINT) END AS impressions,
-            CASE WHEN reason IS NULL THEN CAST(clicks_d AS BIGINT) END AS clicks,
-            reason,
-            mkt_redact(detail) AS detail
-        FROM checked
+        SELECT f.line, {DUPLICATE_RULE}, f.first_line, p.prior_file, p.prior_line
+        FROM f LEFT JOIN {_PRIOR} p ON p.id = f.id
+        WHERE f.rule_no IS NULL AND (p.id IS NOT NULL OR f.line > f.first_line)
         """
     )
+    return _count(con, DUPS)
 
 
-def _classify_touchpoints(con: duckdb.DuckDBPyConnection, spec: c.KindSpec, salt: str) -> None:
-    rules = _touchpoint_rules()
-    target = f"{c.SCHEMA}.{c.TOUCHPOINTS}"
-    # Duplicates: among rows passing every other rule, the first occurrence of a touchpoint_id
-    # in this file loads unless another file already loaded that id; the others are quarantined.
-    # The target holds unique ids (this rule), so the join adds no rows; the loader's
-    # read = loaded + quarantined check would catch it if it ever did.
-    con.execute(
-        f"""
-        CREATE TEMP TABLE {CLASSIFIED} AS
-        WITH v AS (
-            SELECT line, {_trimmed(spec.columns)} FROM {STAGE}
-        ),
-        t AS (
-            SELECT *,
-                try_cast(occurred_at_v AS TIMESTAMPTZ) AS occurred_tz,
-                lower(channel_v) AS channel_t,
-                lower(touch_type_v) AS touch_type_t,
-                CASE WHEN email_v IS NOT NULL THEN sha256(? || lower(email_v)) END AS email_hash
-            FROM v
-        ),
-        numbered AS (
-            SELECT *, {_first_failed(rules)} AS rule_no FROM t
-        ),
-        checked AS (
-            SELECT *, {_by_rule(rules, "reason")} AS reason0, {_by_rule(rules, "detail")} AS detail0
-            FROM numbered
-        ),
-        firsts AS (
-            SELECT touchpoint_id_v AS first_id, min(line) AS first_line
-            FROM checked WHERE reason0 IS NULL GROUP BY touchpoint_id_v
-        ),
-        final AS (
-            SELECT r.*,
-                coalesce(
-                    reason0,
-                    CASE WHEN e.touchpoint_id IS NOT NULL OR r.line > f.first_line
-                        THEN '{c.REASON_DUPLICATE_ID}' END
-                ) AS reason,
-                coalesce(
-                    detail0,
-                    CASE
-                        WHEN e.touchpoint_id IS NOT NULL THEN
-                            'touchpoint_id ' || {_quote("touchpoint_id")}
-                            || ' was already loaded from ' || e.source_file
-                            || ' line ' || e.source_line
-                        WHEN r.line > f.first_line THEN
-                            'touchpoint_id ' || {_quote("touchpoint_id")}
-                            || ' repeats line ' || first_line || ' of this file'
-                    END
-                ) AS detail
-            FROM checked r
-            LEFT JOIN firsts f ON r.reason0 IS NULL AND f.first_id = r.touchpoint_id_v
-            LEFT JOIN {target} e
-                ON r.reason0 IS NULL AND e.touchpoint_id = r.touchpoint_id_v
-        )
-        SELECT
-            line,
-            touchpoint_id_v AS touchpoint_id,
-            CASE WHEN reason IS NULL THEN timezone('UTC', occurred_tz) END AS occurred_at,
-            channel_t AS channel,
-            campaign_v AS campaign,
-            touch_type_t AS touch_type,
-            email_hash,
-            utm_source_v AS utm_source,
-            utm_medium_v AS utm_medium,
-            utm_campaign_v AS utm_campaign,
-            reason,
-            mkt_redact(detail) AS detail
-        FROM final
-        """,
-        [salt],
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    (n,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(n)
+
+
+def target_rows_sql(kind: str, skip_duplicates: bool) -> str:
+    """SELECT line and the target table's columns (loader.TARGET_COLUMNS order) of the rows
+    that pass every rule and are not in mkt_dups ($salt parameter for touchpoints)."""
+    sql = f"SELECT line, {_OUTPUTS[kind]} FROM ({checked_sql(kind)}) s WHERE rule_no IS NULL"
+    if skip_duplicates:
+        sql += f" AND NOT EXISTS (SELECT 1 FROM {DUPS} d WHERE d.line = s.line)"
+    return sql
+
+
+def quarantine_rows_sql(kind: str) -> str:
+    """SELECT (line, reason, detail, raw_row) of the rows breaking a rule or in mkt_dups.
+
+    raw_row is the row as read (from mkt_stage), as JSON: the email is replaced by a marker and
+    its salted hash ($salt parameter), and anything shaped like an address elsewhere is
+    redacted. Ends with a WHERE clause so a caller (or a test) can add conditions.
+    """
+    pairs = []
+    for col in c.SPECS[kind].columns:
+        if col == "email":
+            pairs.append(f"'email', CASE WHEN k.email IS NOT NULL THEN '{c.REDACTED}' END")
+            pairs.append(f"'email_hash', {_EMAIL_HASH}")
+        else:
+            pairs.append(f'{sql_literal(col)}, k."{col}"')
+    raw = f"mkt_redact(CAST(json_object({', '.join(pairs)}) AS VARCHAR))"
+    joined = (
+        "SELECT s.* EXCLUDE (rule_no), coalesce(s.rule_no, d.rule_no) AS rule_no, "
+        "d.first_line, d.prior_file, d.prior_line "
+        f"FROM ({checked_sql(kind)}) s LEFT JOIN {DUPS} d ON d.line = s.line"
+    )
+    return (
+        f"SELECT k.line, {_by_rule(kind, 'reason')} AS reason, "
+        f"mkt_redact({_by_rule(kind, 'detail')}) AS detail, {raw} AS raw_row "
+        f"FROM ({joined}) k WHERE k.rule_no IS NOT NULL"
     )
