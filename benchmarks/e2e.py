@@ -530,14 +530,14 @@ def _floor_extract(api: dict[str, str], batch_size: int, bulk_rows: int) -> dict
 
 def _floor_sql(spec: dict, con, mark) -> None:
     """Marketing, quality, dbt, attribution, forecast, export and publish floors, in order."""
-    import duckdb
 
     from quality_checks import sql_engine, store
     from quality_checks.rules import QualityConfig, all_raw_specs
 
     landing = Path(spec["landing"])
-    # marketing: read every landing file into an in-memory table (values as text, as the loader)
-    mem = duckdb.connect()
+    # marketing: every landing file read into a table of the warehouse (values as text, as the
+    # loader reads them), no validation, hashing or quarantine
+    con.execute("create schema floor_marketing")
     n = 0
     for kind in ("ad_spend", "touchpoints"):
         for i, f in enumerate(sorted((landing / kind).glob("*"))):
@@ -547,9 +547,9 @@ def _floor_sql(spec: dict, con, mark) -> None:
                 src = f"read_csv('{f}', all_varchar = true, header = true)"
             else:
                 continue
-            mem.execute(f"create table {kind}_{i} as select * from {src}")
-            n += mem.execute(f"select count(*) from {kind}_{i}").fetchone()[0]
-    mem.close()
+            con.execute(f"create table floor_marketing.{kind}_{i} as select * from {src}")
+            n += con.execute(f"select count(*) from floor_marketing.{kind}_{i}").fetchone()[0]
+    con.execute("checkpoint")
     mark("marketing", n)
 
     # quality: the SQL engine's passes over every raw table, nothing written
