@@ -585,7 +585,8 @@ def _floor_sql(spec: dict, con, mark) -> None:
             rel = node["relation_name"]
             if mat == "view":
                 con.execute(f"create or replace view {rel} as (\n{code}\n)")
-            elif mat == "table":
+            elif mat in ("table", "incremental"):
+                # an incremental model's first build (the full run's) is its whole select
                 con.execute(f"create or replace table {rel} as (\n{code}\n)")
             else:  # ephemeral: compiled into its children
                 continue
