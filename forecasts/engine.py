@@ -179,6 +179,15 @@ class _Cache:
 
     def __init__(self, inputs: dict[pd.Timestamp, OriginInputs], cfg: EngineConfig):
         self.inputs, self.cfg, self.expected, self.by_h = inputs, cfg, {}, {}
+        self._actuals: dict[pd.Timestamp, pd.DataFrame] = {}
+
+    def actuals(self, origin: pd.Timestamp) -> pd.DataFrame:
+        """`actuals_table` of the bookings known at `origin` (computed once per run)."""
+        if origin not in self._actuals:
+            self._actuals[origin] = actuals_table(
+                self.inputs[origin].bookings, self.cfg.freq, origin
+            )
+        return self._actuals[origin]
 
     def expected_h(self, origin: pd.Timestamp, h: int) -> pd.DataFrame:
         """Rows of `expected_at(origin)` at horizon h (split once per origin)."""
@@ -272,7 +281,7 @@ def candidate_forecasts(
         for h in range(1, cfg.pipeline_horizon + 1):
             for k in range(h, h + cfg.calibration_origins):
                 past.append(cache.expected_h(_shift(d, k, freq), h))
-        actual = actuals_table(bookings, freq, d)
+        actual = cache.actuals(d)
         cal = calibrate(pd.concat(past, ignore_index=True), actual)
         pipe = pipeline_forecast(exp_now, cal)
         pipe = pipe.drop(columns=["expected", "ratio"])
@@ -292,16 +301,22 @@ def select_models(backtest: pd.DataFrame, cfg: EngineConfig, keys) -> pd.DataFra
     """Per series and horizon band, the candidate with the lowest backtest WAPE (ties and
     unscored bands go to the simpler model / the previous band's pick; default "ets")."""
     rows = []
+    # split once (groups keep the backtest's row order: the same WAPE sums as boolean filters)
+    by_key = {k: g for k, g in backtest.groupby("series_key", sort=False)}
+    empty = backtest.iloc[0:0]
     for key in keys:
         prev = "ets"
+        kg = by_key.get(key, empty)
         for lo, hi in cfg.bands:
-            g = backtest[(backtest["series_key"] == key) & backtest["horizon"].between(lo, hi)]
+            g = kg[kg["horizon"].between(lo, hi)]
+            by_model = {m: gm for m, gm in g.groupby("model", sort=False)}
+            n_snaive = len(by_model.get("snaive", empty))
             best, best_w = prev, float("inf")
             scores = {}
             for model in CANDIDATES:
-                gm = g[g["model"] == model]
+                gm = by_model.get(model, empty)
                 # a model must cover every scored (origin, horizon) of the band to compete
-                if gm.empty or len(gm) < len(g[g["model"] == "snaive"]):
+                if gm.empty or len(gm) < n_snaive:
                     continue
                 w = metrics.wape(gm["actual"], gm["point"])
                 scores[model] = w
@@ -314,7 +329,7 @@ def select_models(backtest: pd.DataFrame, cfg: EngineConfig, keys) -> pd.DataFra
                     "band_hi": hi,
                     "model": best,
                     "wape": best_w if np.isfinite(best_w) else np.nan,
-                    "n": int(len(g[g["model"] == best])),
+                    "n": int(len(by_model.get(best, empty))),
                     "scores": scores,
                 }
             )
@@ -353,7 +368,7 @@ def _forecast_as_of(
     cands, series = candidate_forecasts(inputs, d, cfg, cache, fits)
     t_fit = time.monotonic() - t0
     # rolling-origin backtest: same code at earlier origins, actuals as known at D
-    actual = actuals_table(inputs[d].bookings, freq, d)
+    actual = cache.actuals(d)
     recs = []
     for k in range(1, cfg.backtest_origins + 1):
         origin = _shift(d, k, freq)

@@ -136,12 +136,16 @@ def _origin_inputs(
     ks = ", ".join(f"({i})" for i in range(n))
 
     def per_origin(agg_sql: str, keys: str, value: str) -> pd.DataFrame:
-        # agg_sql yields lo, hi, <keys>, v; expand to every origin k with lo <= k < hi
+        # agg_sql yields lo, hi, <keys>, v; expand to every origin k with lo <= k < hi. Sorted
+        # by (k, keys) here (keys are unique per origin; byte order = pandas' string order,
+        # NULLS LAST like pandas' NaT), so the frame is split by origin with slices, not groupby
+        order = ", ".join(f"{c.strip()} ASC NULLS LAST" for c in keys.split(","))
         sql = f"""
             WITH a AS ({agg_sql}), k(k) AS (VALUES {ks})
             SELECT k.k, {keys}, {value}
             FROM a JOIN k ON a.lo <= k.k AND k.k < a.hi
-            GROUP BY ALL"""
+            GROUP BY ALL
+            ORDER BY k.k, {order}"""
         return con.execute(sql).df()
 
     money = f"CAST(sum(v) AS DOUBLE) / {MICRO}"
@@ -205,21 +209,17 @@ def _origin_inputs(
         for c in ("booking_date", "close_date"):
             if c in f.columns:
                 f[c] = pd.to_datetime(f[c])
-    sort_keys = {
-        "bookings": ["booking_date", "segment", "region"],
-        "open": ["close_date", "segment", "region", "stage_name"],
-        "won_future": ["close_date", "segment", "region"],
-        "win_counts": ["stage_name"],
-        "slippage": ["slip", "n_states"],
+    # each frame is ordered by (k, keys): origin i's rows are one contiguous slice
+    bounds = {
+        name: np.searchsorted(f["k"].to_numpy(np.int64), np.arange(n + 1), side="left")
+        for name, f in frames.items()
     }
-    groups = {name: dict(tuple(f.groupby("k", sort=False))) for name, f in frames.items()}
     for i, o in enumerate(ors):
         parts = {}
         for name, f in frames.items():
-            g = groups[name].get(i)
             cols = [c for c in f.columns if c != "k"]
-            g = f.iloc[0:0][cols] if g is None else g[cols]
-            parts[name] = g.sort_values(sort_keys[name], kind="stable").reset_index(drop=True)
+            lo, hi = bounds[name][i], bounds[name][i + 1]
+            parts[name] = f.iloc[lo:hi][cols].reset_index(drop=True)
         out[o] = OriginInputs(o, **parts)
     log.info(
         "forecast inputs at %d origins aggregated in DuckDB in %.2fs (%d booking rows)",

@@ -155,20 +155,18 @@ def expected_from_inputs(inputs: OriginInputs, freq: str, horizon: int) -> pd.Da
             expected[series_key(segment=s)] = vec[segs == s].sum(axis=0)
         for r in sorted(set(regs)):
             expected[series_key(region=r)] = vec[regs == r].sum(axis=0)
-    out = [
-        pd.DataFrame(
-            {
-                "series_key": k,
-                "horizon": np.arange(1, horizon + 1),
-                "period_start": periods,
-                "expected": v,
-            }
-        )
-        for k, v in expected.items()
-    ]
-    if not out:
+    if not expected:
         return pd.DataFrame(columns=["series_key", "horizon", "period_start", "expected"])
-    return pd.concat(out, ignore_index=True)
+    # one frame from arrays (the same rows as one frame per key, concatenated)
+    n_keys = len(expected)
+    return pd.DataFrame(
+        {
+            "series_key": np.repeat(np.array(list(expected), dtype=object), horizon),
+            "horizon": np.tile(np.arange(1, horizon + 1), n_keys),
+            "period_start": np.tile(periods.to_numpy(), n_keys),
+            "expected": np.concatenate(list(expected.values())),
+        }
+    )
 
 
 def _certain(close_date, amount, periods: pd.DatetimeIndex, freq: str) -> np.ndarray:

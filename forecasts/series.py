@@ -149,14 +149,19 @@ def build_series(
 def actuals_table(bookings: pd.DataFrame, freq: str, end) -> pd.DataFrame:
     """Long table (series_key, period_start, actual) of complete periods before `end`."""
     series = build_series(bookings, freq, end)
-    rows = [
-        pd.DataFrame({"series_key": k, "period_start": s.index, "actual": s.to_numpy()})
-        for k, s in series.items()
-    ]
-    return (
-        pd.concat(rows, ignore_index=True)
-        if rows
-        else pd.DataFrame(columns=["series_key", "period_start", "actual"])
+    if not series:
+        return pd.DataFrame(columns=["series_key", "period_start", "actual"])
+    # one frame from arrays (the same rows as one frame per key, concatenated)
+    return pd.DataFrame(
+        {
+            "series_key": np.repeat(
+                np.array(list(series), dtype=object), [len(s) for s in series.values()]
+            ),
+            "period_start": pd.DatetimeIndex(
+                np.concatenate([s.index.to_numpy() for s in series.values()])
+            ),
+            "actual": np.concatenate([s.to_numpy() for s in series.values()]),
+        }
     )
 
 

@@ -123,3 +123,37 @@ def test_warehouse_table_with_time_zone_and_nulls(raw):
 def test_missing_column_is_named(raw):
     with pytest.raises(ValueError, match="missing column.*is_won"):
         frame_inputs(raw.drop(columns=["is_won"]), ORIGINS[:1])
+
+
+SORT_KEYS = {
+    "bookings": ["booking_date", "segment", "region"],
+    "open": ["close_date", "segment", "region", "stage_name"],
+    "won_future": ["close_date", "segment", "region"],
+    "win_counts": ["stage_name"],
+    "slippage": ["slip", "n_states"],
+}
+
+
+def test_frames_are_in_pandas_key_order_with_a_range_index(raw):
+    """Origins are split by slicing a frame DuckDB sorted: each origin's frames must be in the
+    order pandas' own sort gives (the engine's float sums follow row order), also for
+    non-ASCII / mixed-case names and NULL close dates, and an origin before any data is empty."""
+    h = raw.copy()
+    rng = np.random.default_rng(5)
+    names = np.array(["Émea", "apac", "Zulu", "amer", "Ásia"])
+    h["segment"] = names[rng.integers(0, len(names), len(h))]
+    h["stage_name"] = h["stage_name"].where(rng.random(len(h)) > 0.1, "étape")
+    open_rows = ~h["is_closed"].astype(bool)
+    h.loc[open_rows & (rng.random(len(h)) < 0.05), "close_date"] = pd.NaT
+    early = pd.Timestamp("2000-01-03")
+    got = frame_inputs(h, [early, *ORIGINS])
+    assert got[ORIGINS[2]].open["close_date"].isna().any()
+    for name, keys in SORT_KEYS.items():
+        assert getattr(got[early], name).empty
+        for o in ORIGINS:
+            f = getattr(got[o], name)
+            # (the synthetic org books no win with a future close date)
+            assert len(f) > 0 or name == "won_future", (name, o)
+            want = f.sort_values(keys, kind="stable").reset_index(drop=True)
+            pd.testing.assert_frame_equal(f, want, check_exact=True)
+            assert not f.duplicated(keys).any()
