@@ -101,8 +101,11 @@ def main() -> None:
                 sum(s for u, s in r["nodes"].items() if u.startswith(prefix)) for r in runs.values()
             ]
             print(f"{kind + ' s (sum of nodes)':<36}" + "".join(f"{v:>14.1f}" for v in sums))
-        top = sorted(incr["nodes"].items(), key=lambda kv: -kv[1])[:12]
-        print("slowest nodes of the incremental build:", [(u, round(t, 2)) for u, t in top])
+        top = sorted(incr["nodes"], key=lambda uid: -incr["nodes"][uid])[:20]
+        print(f"\n{'slowest nodes of the incremental build (s)':<60}{header}")
+        for uid in top:
+            cells = "".join(f"{res['nodes'].get(uid, 0):>14.2f}" for res in runs.values())
+            print(f"{uid.split('.', 2)[0][:5] + ' ' + uid.split('.')[2][:53]:<60}{cells}")
         print(f"load average {os.getloadavg()}")
         if any(a or b for _, a, b in diffs.values()):
             raise SystemExit("incremental tables differ from the full refresh")

@@ -4,14 +4,18 @@ No `from __future__ import annotations` here: Dagster inspects the context type 
 """
 
 import functools
+import json
+import logging
 import os
 from functools import cached_property
 from importlib.metadata import version as installed_version
+from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetsDefinition
+from dagster import AssetExecutionContext, AssetsDefinition, Config
 from dagster_dbt import DbtCliResource, dbt_assets
 from packaging import version as pkg_version
 
+from assets.dbt.code_fingerprint import code_fingerprint, full_refresh_reason, record_fingerprint
 from assets.dbt.project import (
     MANIFEST_PATH,
     PROFILES_DIR,
@@ -20,6 +24,9 @@ from assets.dbt.project import (
     dbt_executable,
 )
 from assets.dbt.translator import SalesopsDbtTranslator
+from orchestration.settings import salesops_home
+
+logger = logging.getLogger(__name__)
 
 DBT_RESOURCE_KEY = "dbt"
 DBT_ASSETS_NAME = "salesops_dbt_assets"
@@ -52,9 +59,28 @@ def dbt_resource() -> DbtCliResource:
 BUILD_ARGS: tuple[str, ...] = ("build", "--exclude-resource-type", "unit_test")
 
 
-def build_args(context: AssetExecutionContext | None = None) -> list[str]:
+class DbtBuildConfig(Config):
+    """Run config of the dbt step (`ops: {salesops_dbt_assets: {config: {...}}}`).
+
+    full_refresh: rebuild the incremental models from scratch (`dbt build --full-refresh`).
+    A deploy that changes a macro or a model upstream of an incremental model is detected and
+    refreshed automatically (assets/dbt/code_fingerprint.py); set this after anything else the
+    incremental models cannot see, e.g. a column removed or retyped, or to repair a warehouse.
+    """
+
+    full_refresh: bool = False
+
+
+def build_args(
+    context: AssetExecutionContext | None = None, full_refresh: bool = False
+) -> list[str]:
     """dbt CLI arguments for a run (the selection comes from the Dagster context)."""
-    return list(BUILD_ARGS)
+    return [*BUILD_ARGS, "--full-refresh"] if full_refresh else list(BUILD_ARGS)
+
+
+def fingerprint_state_dir() -> Path:
+    """Where the code fingerprint of the warehouse's last whole dbt build is kept."""
+    return salesops_home() / "dbt"
 
 
 @functools.cache
@@ -71,9 +97,24 @@ def get_dbt_assets() -> AssetsDefinition:
         dagster_dbt_translator=SalesopsDbtTranslator(),
         name=DBT_ASSETS_NAME,
     )
-    def salesops_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
+    def salesops_dbt_assets(
+        context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
+    ):
         # dbt reads the warehouse path from SALESOPS_HOME: make it absolute for the subprocess.
         os.environ.update(dbt_env())
-        yield from dbt.cli(build_args(context), context=context).stream()
+        manifest = json.loads(MANIFEST_PATH.read_text())
+        state_dir = fingerprint_state_dir()
+        full_refresh = config.full_refresh
+        reason = "requested by run config" if full_refresh else None
+        if not full_refresh:
+            reason = full_refresh_reason(manifest, state_dir)
+            full_refresh = reason is not None
+        if full_refresh:
+            context.log.info(f"dbt build --full-refresh: {reason}")
+        yield from dbt.cli(build_args(context, full_refresh), context=context).stream()
+        # Reached only when dbt succeeded (a failed build raises). A subset run may have left
+        # some incremental models on the old code: record nothing, the next whole build decides.
+        if not context.is_subset:
+            record_fingerprint(state_dir, code_fingerprint(manifest))
 
     return salesops_dbt_assets

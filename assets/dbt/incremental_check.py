@@ -32,6 +32,7 @@ from sandbox.org import Org, load_into_duckdb, snake
 # The opportunity-keyed incremental models (macros/incremental_by_opportunity.sql).
 INCREMENTAL_MODELS = {
     "int_opportunity_states_sequenced": "intermediate",
+    "opportunities": "marts",
     "opportunity_history": "marts",
     "int_opportunity_journeys": "intermediate",
     "attribution_touchpoints": "marts",

@@ -114,6 +114,7 @@
             {%- for table in [
                 'opportunity', 'opportunity_history', 'opportunity_contact_role', 'lead',
                 'contact', 'account', '"user"', 'dated_conversion_rate',
+                'opportunity_line_item', 'product2',
             ] %}
             select max(_dlt_load_id) as load_id from salesforce.{{ table }}
             {%- if not loop.last %} union all{% endif %}
@@ -123,7 +124,9 @@
 {%- endmacro -%}
 
 {#- The ids of every opportunity whose rows may differ from the last build (see the top). -#}
-{% macro changed_opportunities_sql(people=false, weeks=none, history=true, owners=true) -%}
+{% macro changed_opportunities_sql(
+    people=false, weeks=none, history=true, owners=true, line_items=false
+) -%}
     {%- set with_loaded_at = _touchpoints_have_loaded_at() -%}
 with
 
@@ -292,6 +295,33 @@ changed as (
             or (q.object = 'user' and q.record_id = o.owner_id)
     {%- endif %}
 
+    {%- if line_items %}
+
+    union
+
+    -- its line items and their products (primary product family)
+    select li.opportunity_id
+    from salesforce.opportunity_line_item as li, watermark
+    where li._dlt_load_id > watermark.load_id
+
+    union
+
+    select li.opportunity_id
+    from salesforce.opportunity_line_item as li
+    inner join salesforce.product2 as p on li.product2_id = p.id
+    cross join watermark
+    where p._dlt_load_id > watermark.load_id
+
+    union
+
+    select li.opportunity_id
+    from salesforce.opportunity_line_item as li
+    inner join quarantine_flipped as q
+        on
+            (q.object = 'opportunitylineitem' and q.record_id = li.id)
+            or (q.object = 'product2' and q.record_id = li.product2_id)
+    {%- endif %}
+
     {%- if people %}
 
     union
@@ -367,10 +397,14 @@ where opportunity_id is not null
 {#- pre-hook: the changed ids into the scratch table, their rows out of the target. For weekly
     snapshots also every row of a week that was not complete at the last build. A full build
     writes one marker row (full_build) so that the post-hook knows. -#}
-{% macro opportunity_incremental_pre_hook(people=false, weeks=none, history=true, owners=true) -%}
+{% macro opportunity_incremental_pre_hook(
+    people=false, weeks=none, history=true, owners=true, line_items=false
+) -%}
     {%- if is_incremental() -%}
     create or replace table {{ _changes_scratch_relation() }} as
-    {{ changed_opportunities_sql(people=people, weeks=weeks, history=history, owners=owners) }};
+    {{ changed_opportunities_sql(
+        people=people, weeks=weeks, history=history, owners=owners, line_items=line_items
+    ) }};
 
     delete from {{ this }}
     where

@@ -103,7 +103,29 @@ def _targeted_changes(con) -> dict[str, str]:
         [opp_c, history_d],
     )
     _sql(con, "delete from quality.quarantine_ids where rule = 'test-before'")
-    return {"account": opp_a, "owner": opp_b, "quarantined": opp_c, "history": opp_d}
+    # a product's family (the advance changes line items, never products): the deal whose only
+    # line item is that product changes primary family
+    opp_f, product = _sql(
+        con,
+        "select li.opportunity_id, any_value(li.product2_id) from "
+        "salesforce.opportunity_line_item as li "
+        "join salesforce.opportunity as o on o.id = li.opportunity_id and not o.is_deleted "
+        "where not li.is_deleted group by 1 having count(*) = 1 "
+        "order by (select count(*) from salesforce.opportunity_line_item as x "
+        "where x.product2_id = any_value(li.product2_id)), 1 limit 1",
+    )[0]
+    _sql(
+        con,
+        "update salesforce.product2 set family = 'Renamed family', _dlt_load_id = ? where id = ?",
+        [LOAD_ID, product],
+    )
+    return {
+        "account": opp_a,
+        "owner": opp_b,
+        "quarantined": opp_c,
+        "history": opp_d,
+        "product": opp_f,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -201,6 +223,8 @@ def test_the_changes_reached_the_tables(incremental):
         assert moved("int_opportunity_states_sequenced", changed["quarantined"])  # gone
         assert moved("int_opportunity_states_sequenced", changed["history"])  # one state less
         assert moved("int_opportunity_states_sequenced", changed["released"])  # back
+        assert moved("opportunities", changed["product"])  # primary product family
+        assert moved("opportunities", changed["account"])  # segment
         # new weeks for every open deal
         weeks = _sql(
             con,

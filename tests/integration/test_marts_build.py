@@ -134,6 +134,25 @@ def test_dagster_build_materializes_marts_and_reports_checks(built):
     assert by_name["assert_pipeline_waterfall_balances"].passed
 
 
+def test_dagster_build_records_the_code_fingerprint(built):
+    """A successful whole build records the code it ran with, so the next build is incremental
+    unless a macro or upstream model changes (assets/dbt/code_fingerprint.py)."""
+    import json
+
+    from assets.dbt.code_fingerprint import code_fingerprint, full_refresh_reason
+    from assets.dbt.project import MANIFEST_PATH
+
+    _, warehouse, result = built
+    assert result.success
+    state = warehouse.parent / "dbt"
+    manifest = json.loads(MANIFEST_PATH.read_text())
+    recorded = json.loads((state / "code_fingerprint.json").read_text())["fingerprint"]
+    assert recorded == code_fingerprint(manifest)
+    assert full_refresh_reason(manifest, state) is None
+    manifest["macros"]["macro.salesops.to_corporate_currency"]["macro_sql"] += " "
+    assert full_refresh_reason(manifest, state) is not None
+
+
 # ----------------------------------------------------------------------------- opportunities
 def test_opportunities_match_raw_with_usd_at_dated_rate(con):
     raw = q(

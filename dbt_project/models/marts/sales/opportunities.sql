@@ -1,11 +1,23 @@
 -- One row per (not deleted, not quarantined) opportunity, with its account, owner, team,
--- corporate-currency amount and its path through the stages.
+-- corporate-currency amount and its path through the stages. Incremental by opportunity
+-- (macros/incremental_by_opportunity.sql): only changed deals are recomputed.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ opportunity_incremental_pre_hook(line_items=true) }}",
+        post_hook="{{ opportunity_incremental_post_hook() }}",
+    )
+}}
 
 with
 
 opportunities as (
 
     select * from {{ ref('stg_salesforce__opportunities') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
@@ -30,18 +42,21 @@ stages as (
 states as (
 
     select * from {{ ref('int_opportunity_states_sequenced') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
 stage_entries as (
 
     select * from {{ ref('int_opportunity_stage_entries_aggregated') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
 product_families as (
 
     select * from {{ ref('int_opportunity_product_families_ranked') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
