@@ -187,7 +187,10 @@ def run_check(context: AssetCheckExecutionContext, spec: TableSpec) -> dg.AssetC
         paths().warehouse, spec, config, run_id=context.run.run_id, engine=engine_for_run()
     )
     report = latest_report_path()
-    if result.severity == ERROR or _run_is_blocked(context.run.run_id):
+    blocked = result.run_blocked
+    if blocked is None:
+        blocked = _run_is_blocked(context.run.run_id)
+    if result.severity == ERROR or blocked:
         # the gate blocks this run: the report asset will not run, render here
         report = _render_report(context.run.run_id) or report
     if result.severity == ERROR:

@@ -134,31 +134,50 @@ def load_counts(con: duckdb.DuckDBPyConnection, qualified: str, load_sql: str) -
 
 
 def _parent_counts(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    columns: dict[tuple[str, str], set[str]] | None = None,
+    cache: dict[str, dict[str, int] | None] | None = None,
 ) -> dict[str, dict[str, int] | None]:
+    """Rows per load id of every parent table (None: no load id column). `columns` (the
+    catalog) and `cache` (parents counted earlier in the same run) save queries."""
     out: dict[str, dict[str, int] | None] = {}
+    cache = cache if cache is not None else {}
     for r in spec.rules:
         if not r.needs_table:
             continue
         label = ".".join(r.needs_table)
         if label in out:
             continue
-        has = con.execute(
-            "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND "
-            "table_name = ? AND column_name = ?",
-            [*r.needs_table, PARENT_LOAD_COLUMN],
-        ).fetchall()[0][0]
-        qualified = f"{quote(r.needs_table[0])}.{quote(r.needs_table[1])}"
-        out[label] = load_counts(con, qualified, quote(PARENT_LOAD_COLUMN)) if has else None
+        if label not in cache:
+            if columns is not None:
+                has = PARENT_LOAD_COLUMN in columns.get(r.needs_table, set())
+            else:
+                has = con.execute(
+                    "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND "
+                    "table_name = ? AND column_name = ?",
+                    [*r.needs_table, PARENT_LOAD_COLUMN],
+                ).fetchall()[0][0]
+            qualified = f"{quote(r.needs_table[0])}.{quote(r.needs_table[1])}"
+            cache[label] = load_counts(con, qualified, quote(PARENT_LOAD_COLUMN)) if has else None
+        out[label] = cache[label]
     return out
 
 
-def _read_state(con: duckdb.DuckDBPyConnection, label: str) -> dict | None:
-    have = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
-        "table_name IN ('eval_state', 'row_failures', 'incremental_candidates')",
-        [SCHEMA],
-    ).fetchall()[0][0]
+def _read_state(
+    con: duckdb.DuckDBPyConnection,
+    label: str,
+    columns: dict[tuple[str, str], set[str]] | None = None,
+) -> dict | None:
+    names = ("eval_state", "row_failures", "incremental_candidates")
+    if columns is not None:
+        have = sum((SCHEMA, n) in columns for n in names)
+    else:
+        have = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
+            "table_name IN ('eval_state', 'row_failures', 'incremental_candidates')",
+            [SCHEMA],
+        ).fetchall()[0][0]
     if have < 3:
         return None
     try:
@@ -187,15 +206,21 @@ def plan(
     columns: set[str],
     as_of: dt.datetime,
     enabled: bool = True,
+    catalog: dict[tuple[str, str], set[str]] | None = None,
+    parent_cache: dict[str, dict[str, int] | None] | None = None,
 ) -> Plan:
-    """Decide full or incremental for `spec` (its rules already restricted to applicable ones)."""
+    """Decide full or incremental for `spec` (its rules already restricted to applicable ones).
+
+    `catalog` (every table's columns) and `parent_cache` (parents' load counts of this run)
+    save queries.
+    """
     sig = signature(spec)
     if spec.load_id_sql is None or not set(spec.load_columns) <= columns:
         return Plan("full", "table has no load id column", sig)
     current = load_counts(con, spec.qualified, spec.load_id_sql)
-    parents = _parent_counts(con, spec)
+    parents = _parent_counts(con, spec, catalog, parent_cache)
     p = Plan("full", "", sig, current, parents)
-    state = _read_state(con, spec.label) if enabled else None
+    state = _read_state(con, spec.label, catalog) if enabled else None
     if not enabled:
         p.reason = "incremental evaluation disabled"
     elif state is None:

@@ -78,6 +78,9 @@ class TableResult:
     findings: list[str] = field(default_factory=list)
     # "full" or "incremental", with why / how many rows (for the UI and the history).
     evaluation: str = "full"
+    # a table of the same run scored below the gate (read while writing this result, so the
+    # Dagster check need not open the warehouse again); None when not written
+    run_blocked: bool | None = None
 
     @property
     def score(self) -> float:

@@ -40,6 +40,16 @@ def table_columns(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> set[str] |
     return {r[0] for r in rows} or None
 
 
+def all_columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], set[str]]:
+    """Every table's columns, in one catalog query: {(schema, table): {column, ...}}."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for s, t, c in con.execute(
+        "SELECT table_schema, table_name, column_name FROM information_schema.columns"
+    ).fetchall():
+        out.setdefault((s, t), set()).add(c)
+    return out
+
+
 def existing_tables(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
     return {
         (s, t)

@@ -25,9 +25,11 @@ import time
 import uuid
 from pathlib import Path
 
+import duckdb
+
 from quality_checks import incremental, sql_engine, store
 from quality_checks.rules import FRESH, QualityConfig, TableSpec
-from quality_checks.score import RowCounts, RuleResult, TableResult
+from quality_checks.score import ERROR, RowCounts, RuleResult, TableResult
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,23 @@ def _sql_pass_spec(spec: TableSpec, gx_results: dict, config: QualityConfig) -> 
     return spec.with_rules(rules)
 
 
+class RunCache:
+    """What the tables of one run share: the catalog and the parents' load ids (the quality
+    stage never writes raw tables, so they cannot change during a run) and, with the SQL engine,
+    one open connection (one open/close of the file per run instead of per table)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        self.con = con
+        self.columns: dict[tuple[str, str], set[str]] | None = None
+        self.parent_counts: dict[str, dict[str, int] | None] = {}
+        self.schema_ready = False
+
+    def table_columns(self, con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], set[str]]:
+        if self.columns is None:
+            self.columns = sql_engine.all_columns(con)
+        return self.columns
+
+
 def validate_table(
     warehouse: Path | str,
     spec: TableSpec,
@@ -67,14 +86,18 @@ def validate_table(
     engine: str = "gx",
     write: bool = True,
     quarantine: bool = True,
+    cache: RunCache | None = None,
 ) -> TableResult:
-    """Validate one table of the DuckDB file `warehouse`; all connections closed on return.
+    """Validate one table of the DuckDB file `warehouse`; connections it opened are closed on
+    return.
 
     write: append to quality.results/table_scores (and the rule catalog), keep the incremental
     state. quarantine: replace the object's rows in quality.quarantine_ids by this run's hard
     failures (requires write). Without quarantine, hard rules must hold on every live row.
     `config.incremental`: validate only the rows that can have changed since the last evaluation
     when its state allows (see quality_checks.incremental); the results are the same.
+    `cache`: shared by the tables of one run (`validate_tables`); with the SQL engine its open
+    connection is used (and left open).
     """
     if engine not in ("gx", "sql"):
         raise ValueError(f"engine must be 'gx' or 'sql', got {engine!r}")
@@ -83,22 +106,30 @@ def validate_table(
     checked_at = checked_at or dt.datetime.now(dt.UTC)
     quarantine = quarantine and write and spec.quarantine
 
+    shared = cache is not None and cache.con is not None and engine == "sql"
+    cache = cache if cache is not None else RunCache()
     with contextlib.ExitStack() as stack:
-        con = stack.enter_context(store.connect(warehouse))
-        cols = sql_engine.table_columns(con, spec)
+        con = cache.con if shared else stack.enter_context(store.connect(warehouse))
+        cols = cache.table_columns(con).get((spec.schema, spec.table))
         if cols is None:
             raise TableMissingError(
                 f"table {spec.label} does not exist in {warehouse}: materialize its raw asset "
                 "first (the quality check validates what extraction loaded)"
             )
-        spec, skipped = sql_engine.applicable(spec, cols, sql_engine.existing_tables(con))
+        spec, skipped = sql_engine.applicable(spec, cols, set(cache.table_columns(con)))
         for s in skipped:
             log.warning("%s: rule skipped: %s", spec.label, s)
         fresh_rules = sql_engine.freshness_rules(spec)
         row_spec = sql_engine.row_spec(spec)
         track = write and spec.load_id_sql is not None
         plan = incremental.plan(
-            con, row_spec, cols, config.as_of, enabled=config.incremental and track
+            con,
+            row_spec,
+            cols,
+            config.as_of,
+            enabled=config.incremental and track,
+            catalog=cache.table_columns(con),
+            parent_cache=cache.parent_counts,
         )
         source = None
         eval_spec = row_spec
@@ -128,8 +159,9 @@ def validate_table(
                 log.exception("%s: Great Expectations validation failed", spec.label)
                 errors.append(f"Great Expectations failed: {type(e).__name__}: {e}"[:2000])
             con = stack.enter_context(store.connect(warehouse))
-        if write:
+        if write and not (shared and cache.schema_ready):
             store.ensure_schema(con)
+            cache.schema_ready = shared
         reuse = plan.reuse_checked if plan.incremental else None
         if reuse is not None and set(reuse.get("rules", {})) != {r.name for r in eval_spec.rules}:
             reuse = None
@@ -246,6 +278,13 @@ def validate_table(
             result.seconds = time.perf_counter() - t0
             if write:
                 store.write_run(con, result, run_id, checked_at)
+                result.run_blocked = bool(
+                    con.execute(
+                        f"SELECT count(*) FROM {store.SCHEMA}.table_scores WHERE run_id = ? "
+                        "AND severity = ?",
+                        [run_id, ERROR],
+                    ).fetchall()[0][0]
+                )
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -278,12 +317,20 @@ def validate_tables(
     run_id = run_id or new_run_id()
     checked_at = dt.datetime.now(dt.UTC)
     out = []
-    for i, spec in enumerate(specs, 1):
-        log.info("quality: validating %s (%d/%d)", spec.label, i, len(specs))
-        try:
-            out.append(validate_table(warehouse, spec, config, run_id, checked_at, engine, write))
-        except TableMissingError:
-            if not skip_missing:
-                raise
-            log.warning("quality: %s not in the warehouse; skipped", spec.label)
+    with contextlib.ExitStack() as stack:
+        # GX opens its own engine per table (ours must be closed meanwhile): share only with SQL
+        con = stack.enter_context(store.connect(warehouse)) if engine == "sql" else None
+        cache = RunCache(con)
+        for i, spec in enumerate(specs, 1):
+            log.info("quality: validating %s (%d/%d)", spec.label, i, len(specs))
+            try:
+                out.append(
+                    validate_table(
+                        warehouse, spec, config, run_id, checked_at, engine, write, cache=cache
+                    )
+                )
+            except TableMissingError:
+                if not skip_missing:
+                    raise
+                log.warning("quality: %s not in the warehouse; skipped", spec.label)
     return out

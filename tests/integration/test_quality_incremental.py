@@ -89,6 +89,8 @@ def week(tmp_path_factory):
     con.close()
     full = d / "full.duckdb"
     shutil.copy(inc, full)
+    # the same week-1 state, evaluated table by table without the run's shared cache
+    shutil.copy(inc, d / "per_table.duckdb")
     orphaned = [
         i
         for i, o in zip(hist["Id"].to_pylist(), hist["OpportunityId"].to_pylist(), strict=True)
@@ -101,6 +103,7 @@ def week(tmp_path_factory):
         "bad_status": set(bad_lead),
         "orphan_task": set(orphan_task),
         "written": written,
+        "per_table": d / "per_table.duckdb",
     }
     assert len(neg) == 2 and len(bad_lead) == 3 and orphaned
     return inc, full, planted, org2.as_of
@@ -162,6 +165,40 @@ def test_incremental_sql_equals_a_full_evaluation(week, compared):
         assert a[obj].evaluation.startswith("incremental"), (obj, a[obj].evaluation)
         assert b[obj].evaluation.startswith("full"), obj
     assert _quarantine(inc) == _quarantine(full)
+
+
+def test_run_cache_and_shared_connection_change_no_result(week, compared, monkeypatch):
+    """validate_tables shares one connection, the catalog and the parents' load counts across
+    the run; each table validated on its own (own connection, fresh catalog) gives the same."""
+    from quality_checks import store
+
+    _, _, planted, as_of = week
+    a, _ = compared
+    cfg = QualityConfig(as_of=as_of)
+    path = planted["per_table"]
+    opened = []
+    real = store.connect
+
+    def counting(*args, **kwargs):
+        opened.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "connect", counting)
+    blocked = False
+    for spec in salesforce_specs(cfg):
+        r = validate_table(path, spec, cfg, run_id="week-2", engine="sql")
+        assert r.evaluation.startswith("incremental"), (spec.object, r.evaluation)
+        _same(r, a[spec.object])
+        # whether any table of the run so far is below the gate (read in the same transaction)
+        blocked = blocked or r.severity == "ERROR"
+        assert r.run_blocked is blocked, spec.object
+        assert _failing(path, r.label) == _failing(week[0], r.label), spec.object
+    assert len(opened) == 17  # one connection per table without the run cache
+    opened.clear()
+    again = path.parent / "per_table_again.duckdb"
+    shutil.copy(path, again)
+    validate_tables(again, salesforce_specs(cfg), cfg, run_id="week-2c", engine="sql")
+    assert opened == [again]  # one connection for the whole run
 
 
 def _candidates(evaluation: str) -> int:
