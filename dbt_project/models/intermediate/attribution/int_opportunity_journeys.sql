@@ -23,7 +23,18 @@ with
 
 opportunities as (
 
-    select * from {{ ref('opportunities') }}
+    -- only the columns used below: this CTE is read three times, so DuckDB materializes it, and
+    -- the whole mart (1M wide rows at large) made the model run out of its 2 GB memory limit
+    select
+        opportunity_id,
+        created_at,
+        created_date,
+        close_date,
+        status,
+        is_closed,
+        is_won,
+        amount_usd
+    from {{ ref('opportunities') }}
     where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
@@ -102,16 +113,14 @@ person_created as (
 
 matched as (
 
+    -- ids only: a touch reached through both the lead and a contact counts once. The touch's
+    -- own columns are joined back at the end (touchpoint_id is unique in staging): carrying them
+    -- through this aggregate and the windows ran out of the 2 GB memory limit at large.
     select
         opportunities.opportunity_id,
         touchpoints.touchpoint_id,
-        -- a touch reached through both the lead and a contact counts once
-        max(people.person_type) as person_type,
-        max(touchpoints.email_hash) as email_hash,
         max(touchpoints.occurred_at) as occurred_at,
-        max(touchpoints.channel) as channel,
-        max(touchpoints.campaign) as campaign,
-        max(touchpoints.touch_type) as touch_type
+        max(people.person_type) as person_type
 
     from opportunities
     inner join people
@@ -128,47 +137,41 @@ matched as (
 
 ),
 
-sequenced as (
+marked as (
 
+    -- every window in one stage (two chained window stages held all touches twice and ran out
+    -- of memory at large). Positions follow (occurred_at, touchpoint_id), so the last position at
+    -- or before a time is the number of touches at or before it (null when there is none).
     select
         matched.*,
+        opportunities.created_at as opportunity_created_at,
+        person_created.person_created_at,
         row_number() over (
             partition by matched.opportunity_id
             order by matched.occurred_at, matched.touchpoint_id
         ) as touch_position,
-        count(*) over (partition by matched.opportunity_id) as touch_count
-
-    from matched
-
-),
-
-marked as (
-
-    select
-        sequenced.*,
-        opportunities.created_at as opportunity_created_at,
-        person_created.person_created_at,
-        max(
-            case
-                when sequenced.occurred_at <= person_created.person_created_at
-                    then sequenced.touch_position
-            end
-        ) over (partition by sequenced.opportunity_id) as lead_creation_position,
-        max(
-            case
-                when sequenced.occurred_at <= opportunities.created_at
-                    then sequenced.touch_position
-            end
-        ) over (partition by sequenced.opportunity_id) as opp_creation_position,
-        max(sequenced.occurred_at) over (
-            partition by sequenced.opportunity_id
+        count(*) over (partition by matched.opportunity_id) as touch_count,
+        nullif(
+            count(
+                case when matched.occurred_at <= person_created.person_created_at then 1 end
+            ) over (partition by matched.opportunity_id),
+            0
+        ) as lead_creation_position,
+        nullif(
+            count(
+                case when matched.occurred_at <= opportunities.created_at then 1 end
+            ) over (partition by matched.opportunity_id),
+            0
+        ) as opp_creation_position,
+        max(matched.occurred_at) over (
+            partition by matched.opportunity_id
         ) as last_touch_at
 
-    from sequenced
+    from matched
     inner join opportunities
-        on sequenced.opportunity_id = opportunities.opportunity_id
+        on matched.opportunity_id = opportunities.opportunity_id
     left join person_created
-        on sequenced.opportunity_id = person_created.opportunity_id
+        on matched.opportunity_id = person_created.opportunity_id
 
 ),
 
@@ -178,7 +181,7 @@ final as (
         -- ids
         marked.opportunity_id,
         marked.touchpoint_id,
-        marked.email_hash,
+        touchpoints.email_hash,
 
         -- order
         cast(marked.touch_position as integer) as touch_position,
@@ -186,9 +189,9 @@ final as (
 
         -- touch
         marked.occurred_at,
-        marked.channel,
-        marked.campaign,
-        marked.touch_type,
+        touchpoints.channel,
+        touchpoints.campaign,
+        touchpoints.touch_type,
         marked.person_type,
         {{ dbt.datediff('marked.occurred_at', 'marked.last_touch_at', 'microsecond') }}
         / 86400000000.0 as days_before_last_touch,
@@ -215,6 +218,8 @@ final as (
     from marked
     inner join opportunities
         on marked.opportunity_id = opportunities.opportunity_id
+    inner join touchpoints
+        on marked.touchpoint_id = touchpoints.touchpoint_id
 
 )
 
