@@ -57,7 +57,10 @@ def test_profile_and_project_settings():
     profiles = yaml.safe_load((project.PROFILES_DIR / "profiles.yml").read_text())
     dev = profiles["salesops"]["outputs"]["dev"]
     assert dev["type"] == "duckdb"
-    assert dev["threads"] == 2
+    # one model at a time by default: the DuckDB memory cap is shared by dbt's threads
+    assert dev["threads"] == "{{ env_var('SALESOPS_DBT_THREADS', '1') | as_number }}"
+    assert dev["settings"]["memory_limit"] == "{{ env_var('SALESOPS_DBT_MEMORY_LIMIT', '2GB') }}"
+    assert dev["settings"]["preserve_insertion_order"] is False
     assert "env_var('SALESOPS_HOME'" in dev["path"] and dev["path"].endswith("/warehouse.duckdb")
     proj = yaml.safe_load((project.PROJECT_DIR / "dbt_project.yml").read_text())
     assert proj["profile"] == "salesops"
