@@ -7,18 +7,14 @@ transaction, so a rerun or backfill replaces rather than duplicates.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from forecasts.ledger import LEDGER_COLUMNS
 from forecasts.series import HISTORY_COLUMNS
-from orchestration.settings import duckdb_config
+from orchestration.warehouse import connect  # noqa: F401 - the stores' connection
 
 log = logging.getLogger(__name__)
 
@@ -58,28 +54,6 @@ DDL = [
         accuracy DOUBLE, n INTEGER)""",
 ]
 ACCURACY_COLUMNS = ["as_of", "cadence", "series_key", "horizon", "wape", "accuracy", "n"]
-
-
-@contextlib.contextmanager
-def connect(
-    path: Path | str, read_only: bool = False, wait_s: float = 120.0
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, waiting while another process holds the write lock."""
-    deadline, delay = time.monotonic() + wait_s, 0.1
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            log.info("warehouse %s is locked; retrying", path)
-            time.sleep(delay)
-            delay = min(2 * delay, 2.0)
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

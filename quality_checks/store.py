@@ -21,18 +21,14 @@ Tables (DuckDB, schema `quality`):
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from orchestration.settings import duckdb_config
+from orchestration.warehouse import connect  # noqa: F401 - the stores' connection
 from quality_checks.score import TableResult
 
 log = logging.getLogger(__name__)
@@ -74,29 +70,6 @@ DDL = [
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.incremental_candidates (
         "table" VARCHAR, row_key VARCHAR)""",
 ]
-
-
-@contextlib.contextmanager
-def connect(
-    path: Path | str, read_only: bool = False, wait_s: float = 120.0
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, waiting for another writer's lock (DuckDB: one writer per file)."""
-    deadline = time.monotonic() + wait_s
-    delay = 0.1
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
-            break
-        except duckdb.IOException as e:
-            if "lock" not in str(e).lower() or time.monotonic() > deadline:
-                raise
-            log.info("warehouse %s is locked by another process; retrying", path)
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 OBJECTS = (
