@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from forecasts.pipeline import SLIP_MAX, SLIP_MIN
-from forecasts.series import HISTORY_COLUMNS, UNKNOWN
+from forecasts.series import HISTORY_COLUMNS, UNKNOWN, history_with_naive_times
 
 log = logging.getLogger(__name__)
 
@@ -235,18 +235,9 @@ def frame_inputs(history: pd.DataFrame, origins: Sequence) -> dict[pd.Timestamp,
     on an in-memory DuckDB."""
     from orchestration.settings import duckdb_config
 
-    missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
-    if missing:
-        raise ValueError(f"opportunity history is missing column(s): {', '.join(missing)}")
-    h = history[HISTORY_COLUMNS].copy()
+    h = history_with_naive_times(history)
     for col in ("segment", "region", "stage_name"):
         h[col] = h[col].astype("object").where(h[col].notna(), None)
-    for col in ("valid_from", "valid_to"):
-        ts = pd.to_datetime(h[col], utc=True)
-        h[col] = ts.dt.tz_localize(None)
-    h["close_date"] = pd.to_datetime(h["close_date"]).dt.normalize()
-    if getattr(h["close_date"].dt, "tz", None) is not None:
-        h["close_date"] = h["close_date"].dt.tz_localize(None)
     con = duckdb.connect(config=duckdb_config())
     try:
         con.register("_history", h)

@@ -49,8 +49,9 @@ def parse_key(key: str) -> tuple[str, str]:
     return parts.get("segment", ALL), parts.get("region", ALL)
 
 
-def prepare_history(history: pd.DataFrame) -> pd.DataFrame:
-    """Check columns and normalize types (naive UTC timestamps, dates as timestamps)."""
+def history_with_naive_times(history: pd.DataFrame) -> pd.DataFrame:
+    """A copy of the history's columns, checked, with naive UTC timestamps and close dates as
+    timestamps (the common first step of `prepare_history` and `inputs.frame_inputs`)."""
     missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
     if missing:
         raise ValueError(f"opportunity history is missing column(s): {', '.join(missing)}")
@@ -61,6 +62,12 @@ def prepare_history(history: pd.DataFrame) -> pd.DataFrame:
     h["close_date"] = pd.to_datetime(h["close_date"]).dt.normalize()
     if getattr(h["close_date"].dt, "tz", None) is not None:
         h["close_date"] = h["close_date"].dt.tz_localize(None)
+    return h
+
+
+def prepare_history(history: pd.DataFrame) -> pd.DataFrame:
+    """Check columns and normalize types (naive UTC timestamps, dates as timestamps)."""
+    h = history_with_naive_times(history)
     h["amount_usd"] = pd.to_numeric(h["amount_usd"], errors="coerce").fillna(0.0).astype(float)
     # categoricals: filtering and grouping large histories moves integer codes, not strings
     h["segment"] = h["segment"].fillna(UNKNOWN).astype(str).astype("category")
