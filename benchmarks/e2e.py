@@ -593,8 +593,9 @@ def _floor_sql(spec: dict, con, mark) -> None:
     ).to_arrow_table()
     mark("attribution", 0)
 
-    # forecast: benchmarks/forecast.py's floor - the weekly bookings series known at each backtest
-    # origin aggregated in SQL, then seasonal naive on it (no model selection, no ledger)
+    # forecast: the same ETS/ARIMA fits (+ seasonal naive) a cold run makes, on the same series,
+    # one SQL query per fit origin, in a plain loop: no fit cache, selection, ledger or writes
+    # (benchmarks.forecast.floor_on -> forecasts.floor.direct_fits)
     from benchmarks.forecast import floor_on
 
     mark("forecast", floor_on(con, "weekly", spec["partition_key"]))

@@ -76,6 +76,7 @@ def _forecast_asset(cadence: str):
             "inputs_seconds": MetadataValue.float(round(res.timings["inputs_s"], 2)),
             "model_fits": res.run.timings["fits"],
             "fits_reused": res.run.timings["cached"],
+            "fit_processes": res.run.timings["fit_workers"],
             "preview": MetadataValue.md(forecast_markdown(res)),
         }
         for h in (1, int(tot.index.max()) if len(tot) else 1):

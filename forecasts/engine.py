@@ -20,6 +20,7 @@ import pandas as pd
 
 from forecasts import metrics
 from forecasts.fitcache import FitCache, spec_hash
+from forecasts.fitpool import FitTask, PoolStats, run_fits
 from forecasts.inputs import OriginInputs, frame_inputs
 from forecasts.models import (
     ARIMA_ORDERS,
@@ -180,6 +181,21 @@ class _Cache:
     def __init__(self, inputs: dict[pd.Timestamp, OriginInputs], cfg: EngineConfig):
         self.inputs, self.cfg, self.expected, self.by_h = inputs, cfg, {}, {}
         self._actuals: dict[pd.Timestamp, pd.DataFrame] = {}
+        self._series: dict[pd.Timestamp, dict[str, pd.Series]] = {}
+
+    def series(self, origin: pd.Timestamp) -> dict[str, pd.Series]:
+        """The bookings series known at `origin` (built once per run; callers do not mutate)."""
+        if origin not in self._series:
+            cfg = self.cfg
+            self._series[origin] = build_series(
+                self.inputs[origin].bookings,
+                cfg.freq,
+                origin,
+                start=cfg.history_start,
+                segments=list(cfg.segments),
+                regions=list(cfg.regions),
+            )
+        return self._series[origin]
 
     def actuals(self, origin: pd.Timestamp) -> pd.DataFrame:
         """`actuals_table` of the bookings known at `origin` (computed once per run)."""
@@ -231,6 +247,68 @@ def _grid(model: str, cfg: EngineConfig):
     return cfg.ets_configs if model == "ets" else (cfg.arima_orders, cfg.seasonal_orders)
 
 
+STAT_MODELS = ("ets", "arima")  # the fitted (statsmodels) candidates, in fitting order
+
+
+def _specs(cfg: EngineConfig) -> dict[str, str]:
+    return {m: spec_hash(m, cfg.cadence, cfg.horizon, _grid(m, cfg)) for m in STAT_MODELS}
+
+
+def fit_origins(as_of, cfg: EngineConfig) -> list[pd.Timestamp]:
+    """The origins a forecast as of `as_of` fits models at: the as-of, then the backtest
+    origins one period apart going back."""
+    d = as_of_timestamp(as_of)
+    return [d] + [_shift(d, k, cfg.freq) for k in range(1, cfg.backtest_origins + 1)]
+
+
+def fit_plan(
+    inputs: dict[pd.Timestamp, OriginInputs],
+    as_of,
+    cfg: EngineConfig,
+    cache: _Cache | None = None,
+) -> list[tuple[pd.Timestamp, str, str, pd.Series]]:
+    """(origin, series_key, model, training series) of every statistical fit a forecast as of
+    `as_of` asks for, in the order `candidate_forecasts` asks (before any fit cache): at a
+    backtest origin, the series up to the first one too short to forecast; nothing when a
+    series is too short at the as-of (the forecast fails)."""
+    cache = cache or _Cache(inputs, cfg)
+    plan = []
+    for i, o in enumerate(fit_origins(as_of, cfg)):
+        for key, y in cache.series(o).items():
+            if len(y) < MIN_TRAIN_PERIODS:
+                if i == 0:
+                    return []  # the forecast itself fails: fit nothing ahead
+                break  # candidate_forecasts skips this backtest origin from here on
+            plan.extend((o, key, m, y) for m in STAT_MODELS)
+    return plan
+
+
+def prefit(
+    inputs: dict[pd.Timestamp, OriginInputs],
+    as_of,
+    cfg: EngineConfig,
+    cache: _Cache,
+    fits: FitCache,
+    workers: int | None = None,
+) -> PoolStats:
+    """Fit ahead, side by side in `workers` processes (`forecasts.fitpool`), every fit of the
+    `fit_plan` the fit cache does not hold; `candidate_forecasts` then finds them in `fits`
+    (counted as fitted, not reused). Bit-identical to fitting one by one on demand."""
+    specs = _specs(cfg)
+    keys, tasks, entries = [], [], []
+    for o, key, model, y in fit_plan(inputs, as_of, cfg, cache):
+        k = fits.key(cfg.cadence, key, model, specs[model], o, y)
+        if fits.get(k, cfg.horizon) is not None or k in keys:
+            continue
+        keys.append(k)
+        entries.append((o, key, model))
+        tasks.append(FitTask(model, y, cfg.horizon, cfg.freq, _grid(model, cfg)))
+    values, stats = run_fits(tasks, workers)
+    for k, v, e in zip(keys, values, entries, strict=True):
+        fits.put_prefitted(k, v, e)
+    return stats
+
+
 def candidate_forecasts(
     inputs: dict[pd.Timestamp, OriginInputs],
     as_of,
@@ -244,16 +322,8 @@ def candidate_forecasts(
     freq, H = cfg.freq, cfg.horizon
     cache = cache or _Cache(inputs, cfg)
     fits = fits if fits is not None else FitCache()
-    bookings = inputs[d].bookings
-    series = build_series(
-        bookings,
-        freq,
-        d,
-        start=cfg.history_start,
-        segments=list(cfg.segments),
-        regions=list(cfg.regions),
-    )
-    specs = {m: spec_hash(m, cfg.cadence, H, _grid(m, cfg)) for m in ("ets", "arima")}
+    series = cache.series(d)
+    specs = _specs(cfg)
     frames = []
     for key, y in series.items():
         if len(y) < MIN_TRAIN_PERIODS:
@@ -344,27 +414,40 @@ def forecast_as_of(
     config: EngineConfig | None = None,
     inputs: dict[pd.Timestamp, OriginInputs] | None = None,
     fits: FitCache | None = None,
+    workers: int | None = None,
+    ahead: bool = True,
 ) -> ForecastRun:
     """Publishable forecast at `as_of` (see module docstring), from an opportunity history
     DataFrame (aggregated in an in-memory DuckDB) or from `inputs` already aggregated at
     `forecast_origins(as_of, cfg)` (`inputs.origin_inputs` on the warehouse). `fits` is the fit
-    cache (`forecasts.fitcache`); statistical fits found there are reused, not refitted."""
+    cache (`forecasts.fitcache`); statistical fits found there are reused, not refitted. The
+    missing fits are done ahead, in `workers` processes (`prefit`; default
+    `fitpool.default_workers()`); `ahead=False` fits each one when it is needed instead (the
+    serial reference: same results)."""
     cfg = config or get_config(cadence)
     if inputs is None:
         if history is None:
             raise ValueError("pass an opportunity history or precomputed inputs")
         inputs = frame_inputs(history, forecast_origins(as_of, cfg))
     with single_threaded_blas():
-        return _forecast_as_of(inputs, as_of, cfg, fits if fits is not None else FitCache())
+        return _forecast_as_of(
+            inputs, as_of, cfg, fits if fits is not None else FitCache(), workers, ahead
+        )
 
 
 def _forecast_as_of(
-    inputs: dict[pd.Timestamp, OriginInputs], as_of, cfg: EngineConfig, fits: FitCache
+    inputs: dict[pd.Timestamp, OriginInputs],
+    as_of,
+    cfg: EngineConfig,
+    fits: FitCache,
+    workers: int | None,
+    ahead: bool,
 ) -> ForecastRun:
     d = as_of_timestamp(as_of)
     freq = cfg.freq
     cache = _Cache(inputs, cfg)
     t0 = time.monotonic()
+    pool = prefit(inputs, d, cfg, cache, fits, workers) if ahead else PoolStats()
     cands, series = candidate_forecasts(inputs, d, cfg, cache, fits)
     t_fit = time.monotonic() - t0
     # rolling-origin backtest: same code at earlier origins, actuals as known at D
@@ -420,6 +503,10 @@ def _forecast_as_of(
             "total_s": time.monotonic() - t0,
             "fits": len(fits.fitted),
             "cached": fits.hits,
+            "prefit_s": pool.seconds,
+            "distinct_fits": pool.distinct,
+            "fit_workers": pool.workers,
+            "fits_in_workers": pool.in_workers,
         },
         list(fits.fitted),
     )

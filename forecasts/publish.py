@@ -73,9 +73,12 @@ def run_forecast_partition(
     config: EngineConfig | None = None,
     now: dt.datetime | None = None,
     use_cache: bool = True,
+    workers: int | None = None,
 ) -> PartitionResult:
     """Forecast one partition from the warehouse: aggregate the inputs in DuckDB (read-only),
-    reuse cached fits, write forecasts, ledger, backtest accuracy and new cache entries."""
+    reuse cached fits, fit the missing ones (in `workers` processes, default
+    `fitpool.default_workers()`), write forecasts, ledger, backtest accuracy and new cache
+    entries."""
     d = as_of_timestamp(as_of).normalize()
     cfg = config or get_config(cadence)
     t0 = time.monotonic()
@@ -95,7 +98,7 @@ def run_forecast_partition(
         len(origins),
         t_inputs,
     )
-    run = forecast_as_of(None, d, cadence, cfg, inputs=inputs, fits=fits)
+    run = forecast_as_of(None, d, cadence, cfg, inputs=inputs, fits=fits, workers=workers)
     t_fc = time.monotonic() - t0 - t_inputs
     generated_at = (
         pd.Timestamp(now or dt.datetime.now(dt.UTC)).tz_localize(None)
