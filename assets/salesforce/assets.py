@@ -115,6 +115,7 @@ def salesforce_extract(
                 "cursor": dg.MetadataValue.text(r.cursor or ""),
                 "since": dg.MetadataValue.text(r.since or "(full)"),
                 "api": dg.MetadataValue.text(r.mode),
+                "load": dg.MetadataValue.text(r.load),
                 "columns": dg.MetadataValue.int(len(r.columns)),
             },
         )

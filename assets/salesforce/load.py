@@ -27,6 +27,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 import orchestration.settings as settings  # sets telemetry-off env vars
 from assets.salesforce.client import SalesforceClient, SalesforceError, SalesforceSettings
 from assets.salesforce.convert import ConversionError
+from assets.salesforce.direct import DirectLoader, direct_eligible
 from assets.salesforce.fields import (
     CURSOR_FIELD,
     DELETED_FIELD,
@@ -73,6 +74,9 @@ class ObjectResult:
     since: str | None
     columns: list[str] = field(default_factory=list)
     rows_unchanged: int = 0  # re-read rows (cursor overlap) already loaded: skipped
+    # how the rows went in: "direct" (first load appended beside the fetch, direct.py),
+    # "append" (first load through dlt) or "merge" (dlt merge on Id)
+    load: str = "merge"
 
 
 @dataclass
@@ -189,6 +193,30 @@ def _inspect_tables(
     return frozenset(fresh), frozenset(fresh | ensure)
 
 
+def _direct_objects(
+    conn: duckdb.DuckDBPyConnection, plans: Sequence[ObjectPlan], fresh: frozenset[str]
+) -> frozenset[str]:
+    """First loads that can be appended straight into DuckDB (see direct.py): the table is
+    absent, or empty with exactly dlt's columns."""
+    candidates = [p for p in plans if p.name in fresh]
+    if not candidates:
+        return frozenset()
+    columns: dict[str, list[str]] = {}
+    for table, column in conn.execute(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = ? order by table_name, ordinal_position",
+        [DATASET],
+    ).fetchall():
+        columns.setdefault(table, []).append(column)
+    empty = set()
+    for plan in candidates:
+        if plan.table_name in columns:
+            got = conn.execute(f'select 1 from "{DATASET}"."{plan.table_name}" limit 1').fetchall()
+            if not got:
+                empty.add(plan.table_name)
+    return direct_eligible(candidates, columns, empty)
+
+
 def dedupe_first_load(conn: duckdb.DuckDBPyConnection, plan: ObjectPlan) -> int:
     """Keep the newest version of each Id in an appended (first-load) table; returns the rows
     removed. Only needed after a query-locator restart: a record read before the restart and
@@ -289,6 +317,7 @@ def extract_salesforce(
     plans = plan_objects(client, objects, extra_fields_config(extra_fields))
     lap("describe")
     conn = connect_warehouse()
+    direct: DirectLoader | None = None
     try:
         pipe = pipeline(connection=conn)
         if pipe.has_pending_data:
@@ -300,8 +329,29 @@ def extract_salesforce(
             fresh = ensure = frozenset(p.name for p in plans)
         else:
             fresh, ensure = _inspect_tables(pipe, plans)
+        # full refresh: dlt drops the tables at load time, so they must go through dlt
+        direct_objects = (
+            _direct_objects(conn, plans, fresh)
+            if options.direct_load and not full_refresh
+            else frozenset()
+        )
+        if direct_objects:
+            direct = DirectLoader(conn, DATASET, log=log)
+            log.info(
+                "first load of %d object(s) appended straight into DuckDB beside the fetch",
+                len(direct_objects),
+            )
         source = salesforce_source(
-            client, plans, options, stats, log, fresh, known_rows_lookup(conn), ensure
+            client,
+            plans,
+            options,
+            stats,
+            log,
+            fresh,
+            known_rows_lookup(conn),
+            ensure,
+            direct,
+            direct_objects,
         )
         if full_refresh:
             log.info("full refresh: dropping the selected tables and their cursors first")
@@ -323,6 +373,8 @@ def extract_salesforce(
                     plan.name,
                     removed,
                 )
+        if direct is not None:
+            phases["direct_inserts"] = round(direct.seconds, 3)
         lap("run")
         steps = {st.step: st for st in (pipe.last_trace.steps if pipe.last_trace else [])}
         for step in ("extract", "normalize", "load"):
@@ -332,6 +384,8 @@ def extract_salesforce(
         counts = _table_counts(pipe, plans)
         lap("counts")
     finally:
+        if direct is not None:
+            direct.close()
         conn.close()
     lap("close")
     results = {}
@@ -351,6 +405,11 @@ def extract_salesforce(
             since=st.since,
             columns=list(plan.columns),
             rows_unchanged=st.skipped,
+            load="direct"
+            if plan.name in direct_objects
+            else "append"
+            if plan.name in fresh
+            else "merge",
         )
     elapsed = time.monotonic() - started
     log.info(

@@ -23,6 +23,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.storages.load_package import load_package_state
 
 import orchestration.settings  # noqa: F401  (sets telemetry-off env vars)
 from assets.salesforce.client import (
@@ -31,6 +32,7 @@ from assets.salesforce.client import (
     SalesforceClient,
 )
 from assets.salesforce.convert import csv_to_arrow, records_to_arrow, rest_page_to_arrow
+from assets.salesforce.direct import DirectLoader
 from assets.salesforce.fields import CURSOR_FIELD, ObjectPlan
 from assets.salesforce.soql import build_count, build_select
 from sandbox.schema import snake
@@ -52,6 +54,8 @@ class ExtractOptions:
     bulk_max_records: int = 50_000  # rows per Bulk result page
     cursor_overlap_s: float = 300.0
     progress_every_s: float = 10.0
+    # first loads appended straight into DuckDB beside the fetch (assets/salesforce/direct.py)
+    direct_load: bool = True
     on_page: PageHook | None = None  # called after each page is handed to dlt (tests, UIs)
 
     @classmethod
@@ -66,6 +70,8 @@ class ExtractOptions:
             batch_size=int(env.get("SALESOPS_SF_BATCH_SIZE", 2000)),
             bulk_max_records=int(env.get("SALESOPS_SF_BULK_PAGE_ROWS", 50_000)),
             cursor_overlap_s=float(env.get("SALESOPS_SF_CURSOR_OVERLAP_SECONDS", 300)),
+            direct_load=env.get("SALESOPS_SF_DIRECT_LOAD", "on").strip().lower()
+            not in ("off", "0", "false", "no"),
         )
 
 
@@ -338,21 +344,38 @@ def salesforce_resource(
     first_load: bool = False,
     known_rows: KnownRows | None = None,
     ensure_table: bool = True,
+    direct: DirectLoader | None = None,
+    on_done: Callable[[], None] | None = None,
 ) -> Any:
     """A dlt resource (table snake(Object), merge on id) for one planned object.
 
     `first_load` (the table does not exist or is empty): plain append, which is the same result
     as a merge into nothing (one query returns each Id once; restarts skip rows already read)
-    without the merge's staging table and delete pass.
+    without the merge's staging table and delete pass. `direct` (first loads only): the pages
+    go to that loader, straight into DuckDB, and dlt gets the object's empty typed table (its
+    schema, load package and state are as on the dlt path). `on_done` is called once the
+    object's pages are all read (still inside dlt's extract step).
     """
     columns: dict[str, dict[str, Any]] = {"id": {"nullable": False}}
     if plan.has_cursor and not first_load:
         columns[snake(CURSOR_FIELD)] = {"dedup_sort": "desc"}
+    if direct is not None and not first_load:
+        raise ValueError(f"{plan.name}: only a first load can be appended directly")
 
     def rows() -> Iterator[pa.Table]:
-        yield from object_pages(
-            client, plan, options, stats, log, None if first_load else known_rows, ensure_table
-        )
+        if direct is None:
+            yield from object_pages(
+                client, plan, options, stats, log, None if first_load else known_rows, ensure_table
+            )
+        else:
+            load_id = load_package_state()["load_id"]
+            for page in object_pages(client, plan, options, stats, log, None, False):
+                direct.put(plan, page, load_id)
+            direct.finish(plan, load_id)
+            # dlt gets the empty typed table: schema, load package, state as on its own path
+            yield _with_row_key(plan.arrow_schema.empty_table())
+        if on_done is not None:
+            on_done()
 
     return dlt.resource(
         rows,
@@ -375,13 +398,26 @@ def salesforce_source(
     first_load: frozenset[str] = frozenset(),
     known_rows: KnownRows | None = None,
     ensure_table: frozenset[str] | None = None,
+    direct: DirectLoader | None = None,
+    direct_objects: frozenset[str] = frozenset(),
 ) -> Any:
     """A dlt source with one resource per planned object; `stats` is filled in as they run.
 
     `first_load` names the objects whose raw table is absent or empty (appended, not merged).
     `known_rows` looks up what the warehouse holds (see `object_pages`); `ensure_table` names
-    the objects that must yield a table even without rows (default: all).
+    the objects that must yield a table even without rows (default: all). `direct_objects`
+    (a subset of `first_load`) are appended by `direct` (one transaction per object), which is
+    complete once the last object's pages are read: inside dlt's extract step, before dlt saves
+    any cursor (a failure before undoes them: `DirectLoader.close`).
     """
+    if not direct_objects <= first_load:
+        raise ValueError(f"direct loads {sorted(direct_objects - first_load)} are not first loads")
+    remaining = [len(plans)]
+
+    def done() -> None:
+        remaining[0] -= 1
+        if remaining[0] == 0 and direct is not None:
+            direct.commit()
 
     @dlt.source(name="salesforce", max_table_nesting=0)
     def salesforce() -> Any:
@@ -396,6 +432,8 @@ def salesforce_source(
                 plan.name in first_load,
                 known_rows,
                 ensure_table is None or plan.name in ensure_table,
+                direct if plan.name in direct_objects else None,
+                done,
             )
 
     return salesforce()
