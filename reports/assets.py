@@ -52,9 +52,10 @@ def get_publish_assets() -> list[AssetsDefinition]:
         kinds={"duckdb"},
         description=(
             "The analysts' read-only copy of the marts (SALESOPS_HOME/marts.duckdb): the last "
-            "published file copied, only the tables whose content fingerprint changed replaced, "
-            "then swapped in atomically; open readers are never blocked (full rebuild when there "
-            "is no usable previous copy)."
+            "published file copied, only the row delta of the tables whose content changed "
+            "applied (or the table rewritten when most of it changed), then swapped in "
+            "atomically; open readers are never blocked (full rebuild when there is no usable "
+            "previous copy or most rows changed)."
         ),
     )
     def analyst_marts(context) -> MaterializeResult:
@@ -62,18 +63,22 @@ def get_publish_assets() -> list[AssetsDefinition]:
 
         where = paths()
         result = publish_marts(where.warehouse, where.marts, PUBLISHED_SCHEMAS)
-        rewritten = set(result.rewritten)
-        preview = "| table | rows | rewritten |\n|---|---:|---|\n" + "\n".join(
-            f"| {name} | {rows:,} | {'yes' if name in rewritten else ''} |"
+        rewritten, patched = set(result.rewritten), set(result.patched)
+        preview = "| table | rows | written |\n|---|---:|---|\n" + "\n".join(
+            f"| {name} | {rows:,} | "
+            f"{'rewritten' if name in rewritten else 'patched' if name in patched else ''} |"
             for name, rows in sorted(result.tables.items())
         )
         context.log.info(
-            "published %d tables to %s (%s, %d rewritten%s)",
+            "published %d tables to %s (%s, %d rewritten, %d patched: -%d +%d rows%s)",
             len(result.tables),
             result.marts_path,
             result.mode,
             len(rewritten),
-            f": {result.reason}" if result.reason else "",
+            len(patched),
+            result.rows_deleted,
+            result.rows_inserted,
+            f"; {result.reason}" if result.reason else "",
         )
         return MaterializeResult(
             metadata={
@@ -84,8 +89,12 @@ def get_publish_assets() -> list[AssetsDefinition]:
                 "seconds": round(result.seconds, 2),
                 "mode": result.mode,
                 "tables_rewritten": len(rewritten),
+                "tables_patched": len(patched),
+                "rows_deleted": result.rows_deleted,
+                "rows_inserted": result.rows_inserted,
                 "full_rebuild_reason": result.reason,
                 "fingerprint_seconds": round(result.fingerprint_seconds, 2),
+                "diff_seconds": round(result.diff_seconds, 2),
                 "preview": MetadataValue.md(preview),
             }
         )

@@ -6,32 +6,48 @@ so an analyst holding it open read-only never blocks a publish, and never sees a
 an open connection keeps reading the file it opened (the old inode) and new connections see the
 new file whole.
 
-**Copy-on-write.** Re-inserting every table is the expensive part of a publish (1.7 GB at the
-large scale), and most weeks most tables are unchanged. So each published table carries a
-*content fingerprint* computed in the warehouse (`table_fingerprint`: the column names and types,
-the row count and two order-independent aggregates of DuckDB's 64-bit row hash, hashed with
-SHA-256), stored in the published file's `publish_tables`. A publish fingerprints the warehouse
-tables (one read, no write); when they all equal the fingerprints recorded with the intact
-published file, it stops there (mode "unchanged": the file is left as it is). Otherwise it copies
-the previously published file to the temp file (a plain file copy), replaces inside the copy only
-the tables whose fingerprint differs (and drops the ones gone, adds the new ones), rewrites
-`publish_tables` / `publish_info`, checkpoints, then renames it into place (mode "incremental").
-Tables whose fingerprint matches are neither read nor rewritten.
+**Row-level copy-on-write.** Re-inserting every table is the expensive part of a publish, and a
+weekly change touches a few percent of the rows of the big marts. A publish therefore:
 
-A fresh build (mode "full": new temp file, every table copied) happens when more than
-`REBUILD_SHARE` of the rows changed (copying the old file and dropping most of it would cost
-more), when there is no previous file, when it was not written by this code
+1. hashes every row of every warehouse relation once (DuckDB's 64-bit `hash()` of the whole row,
+   kept with the row's `rowid` in a temp table) and derives the table's *content fingerprint*
+   from those hashes (`table_fingerprint`: column names and types, row count, the sum and xor of
+   the row hashes, hashed with SHA-256);
+2. compares each fingerprint with the one recorded in the published file (`publish_tables`,
+   read from the intact last published file attached read-only). Equal: the table is kept as it
+   is (not read further, not rewritten). All equal: stop (mode "unchanged": the file is left as
+   it is);
+3. for a changed table whose columns (names and types) are unchanged, hashes the published
+   table's rows too and takes D = the hashes whose count differs between the two sides (the
+   multiset difference: a changed row, an added or removed duplicate all land in D). The patch
+   is "delete the published rows whose hash is in D, insert the warehouse rows whose hash is in
+   D" - exact for multisets. A table whose delta is more than `PATCH_SHARE` of its rows, whose
+   columns changed, or that is new, is rewritten whole (drop + `create table as`);
+4. when the rows to write (inserted rows of patched tables + rows of rewritten tables) exceed
+   `REBUILD_SHARE` of all rows, builds a fresh file (mode "full"); otherwise copies the last
+   published file to the temp file (a plain file copy), applies the drops, rewrites and patches
+   there (the rowids computed on the published file are the copy's: same bytes), checks the
+   patched row counts, rewrites `publish_tables` / `publish_info`, checkpoints, then renames it
+   into place (mode "incremental").
+
+A fresh build also happens when there is no previous file, when it was not written by this code
 (`publish_info.format` differs, e.g. an older publisher or another DuckDB version whose `hash()`
 may differ), when the file on disk is not the one the last publish wrote (its size / mtime differ
 from the sidecar `.marts.duckdb.publish.json`, e.g. someone opened it read-write), when it has a
-WAL, when the free space inside it exceeds the live data (dropped tables leave free blocks; a
-rebuild compacts), or when `incremental=False`.
+WAL, when the free space inside it exceeds the live data (dropped tables and vacuumed deletes
+leave free blocks; a rebuild compacts: this bounds the file at about twice its live data over
+repeated patches), or when `incremental=False`. A fresh build made without a reusable previous
+file does not fingerprint the warehouse at all (nothing to compare with): it records no
+fingerprint, and the next publish diffs every table row by row once (and records them).
 
-Why a fingerprint and not "the table was rebuilt": dbt rewrites every mart each run, so rebuild
-events say nothing about content. A false "unchanged" needs two different table contents with the
-same schema, the same row count and equal 128-bit hash aggregates (a 64-bit sum without overflow
-and a 64-bit xor of per-row hashes): a hash collision, not a logic path. Tests check every
-published table against the warehouse with EXCEPT ALL both ways after incremental publishes.
+Why hashes and not "the table was rebuilt": dbt rewrites every mart each run, so rebuild events
+say nothing about content. Collision assumption (the same for the fingerprint and the row diff):
+a false "unchanged" needs two different table contents with the same schema, the same row count
+and equal 128-bit hash aggregates (a 64-bit sum without overflow and a 64-bit xor); a wrong patch
+needs two different rows of one table with the same 64-bit `hash()` whose counts differ, and
+the row in D on the other side - a hash collision, not a logic path (about n^2 / 2^65 for n rows
+changed against the table: ~1e-7 for a million-row delta on a 10-million-row table). Tests check
+every published table against the warehouse with EXCEPT ALL both ways after patch publishes.
 
 Windows note: a rename over a file another process holds open fails there; publishing then
 raises and the previous copy stays in place.
@@ -61,11 +77,20 @@ logger = logging.getLogger(__name__)
 PUBLISH_INFO_TABLE = "publish_info"
 PUBLISH_TABLES_TABLE = "publish_tables"
 TARGET_CATALOG = "publish_target"
+PREVIOUS_CATALOG = "publish_previous"
 WAREHOUSE_CATALOG = "publish_source"
 # bump when the fingerprint definition or the file layout changes: older files are rebuilt
-FORMAT_VERSION = 2
+# 3: row-level patches; publish_tables gains action / rows_deleted / rows_inserted, and the
+#    fingerprint may be NULL (a fresh build made without a previous file records none)
+FORMAT_VERSION = 3
 FORMAT = f"salesops-publish/{FORMAT_VERSION}/duckdb-{duckdb.__version__}"
-REBUILD_SHARE = 0.5  # build a fresh file when more than this share of the rows changed
+# build a fresh file when the rows to write exceed this share of all rows
+REBUILD_SHARE = 0.5
+# rewrite a changed table whole when its delete + insert rows exceed this share of its
+# published + warehouse rows (inserting a row costs about what copying it costs; dead rows
+# left by deletes cost file space until DuckDB vacuums them or a rebuild compacts)
+PATCH_SHARE = 0.3
+ROW_ALIAS = "__publish_row"  # the table alias whose hash() is the row hash
 
 
 @dataclass(frozen=True)
@@ -76,9 +101,13 @@ class PublishResult:
     seconds: float = 0.0
     published_at: datetime | None = None
     mode: str = "full"  # "full", "incremental" or "unchanged" (file left as it was)
-    rewritten: tuple[str, ...] = ()  # tables copied from the warehouse by this publish
+    rewritten: tuple[str, ...] = ()  # tables copied whole from the warehouse by this publish
     reason: str = ""  # why a full rebuild was chosen (empty for incremental)
-    fingerprint_seconds: float = 0.0
+    fingerprint_seconds: float = 0.0  # hashing the warehouse rows (0 when not fingerprinted)
+    patched: tuple[str, ...] = ()  # tables updated in place with their row delta
+    rows_deleted: int = 0  # rows deleted from patched tables
+    rows_inserted: int = 0  # rows inserted into patched tables
+    diff_seconds: float = 0.0  # hashing the published rows of changed tables + the deltas
 
     @property
     def total_rows(self) -> int:
@@ -86,7 +115,7 @@ class PublishResult:
 
     @property
     def unchanged(self) -> tuple[str, ...]:
-        return tuple(sorted(set(self.tables) - set(self.rewritten)))
+        return tuple(sorted(set(self.tables) - set(self.rewritten) - set(self.patched)))
 
 
 def _quote(identifier: str) -> str:
@@ -113,45 +142,88 @@ def sidecar_path(marts_path: Path) -> Path:
     return marts_path.with_name(f".{marts_path.name}.publish.json")
 
 
+def _signature(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    return [(c[0], str(c[1])) for c in con.execute(f"select * from {relation} limit 0").description]
+
+
+def _alias(signature: list[tuple[str, str]]) -> str:
+    """A table alias no column is named like: `hash(alias)` must hash the whole row."""
+    names = {n.lower() for n, _ in signature}
+    alias = ROW_ALIAS
+    while alias in names:
+        alias += "_"
+    return alias
+
+
+def _digest(signature: list[tuple[str, str]], rows: int, total: object, xor: object) -> str:
+    return hashlib.sha256(
+        json.dumps([FORMAT, signature, int(rows), str(total), str(xor)]).encode()
+    ).hexdigest()
+
+
 def table_fingerprint(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[str, int]:
     """(content fingerprint, rows) of a table or view, computed where it lives.
 
     Covers the column names and types in order, the row count, and the sum (as HUGEINT, no
     overflow) and xor of DuckDB's 64-bit `hash()` of every row: independent of row order, one
-    scan, no write. Equal contents give equal fingerprints (within one DuckDB version).
+    scan, no write. Equal contents give equal fingerprints (within one DuckDB version). The
+    publish computes the same value from the row hashes it keeps (`_hash_rows`).
     """
-    cols = con.execute(f"select * from {relation} limit 0").description
-    signature = [(c[0], str(c[1])) for c in cols]
+    signature = _signature(con, relation)
+    a = _alias(signature)
     rows, total, xor = con.execute(
-        f"select count(*), coalesce(sum(hash(t)::hugeint), 0), coalesce(bit_xor(hash(t)), 0) "
-        f"from {relation} as t"
+        f"select count(*), coalesce(sum(hash({a})::hugeint), 0), coalesce(bit_xor(hash({a})), 0) "
+        f"from {relation} as {a}"
     ).fetchone()
-    digest = hashlib.sha256(
-        json.dumps([FORMAT, signature, int(rows), str(total), str(xor)]).encode()
-    ).hexdigest()
-    return digest, int(rows)
+    return _digest(signature, rows, total, xor), int(rows)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Source:
     schema: str  # warehouse schema
     name: str
     into: str  # published schema
-    fingerprint: str
-    rows: int
+    is_view: bool
+    signature: list[tuple[str, str]]
+    fingerprint: str | None = None  # None: not computed (fresh build without a previous file)
+    rows: int = 0
+    # what this publish does with it: "kept", "patched", "rewritten", "created"
+    action: str = "created"
+    rows_deleted: int = 0
+    rows_inserted: int = 0
+    prev_rows: int = 0
+    hashes: str = ""  # temp table of (r, h) of the warehouse rows, while diffing
+    delta: str = ""  # temp tables prefix holding the delta (rowids / hashes)
 
     @property
     def key(self) -> str:
         return f"{self.into}.{self.name}"
 
+    @property
+    def relation(self) -> str:
+        return f"{WAREHOUSE_CATALOG}.{_quote(self.schema)}.{_quote(self.name)}"
+
+    def published(self, catalog: str) -> str:
+        return f"{_quote(catalog)}.{_quote(self.into)}.{_quote(self.name)}"
+
+    @property
+    def patchable(self) -> bool:
+        """Rows addressable by `rowid` in the published copy (no column is named rowid)."""
+        return "rowid" not in {n.lower() for n, _ in self.signature}
+
+    @property
+    def has_rowid(self) -> bool:
+        """Warehouse rows addressable by `rowid` (a patchable base table)."""
+        return self.patchable and not self.is_view
+
 
 def _list_sources(
     con: duckdb.DuckDBPyConnection, schemas: Sequence[str], warehouse: Path, target: Path
-) -> list[tuple[str, str, str]]:
-    out = []
+) -> list[_Source]:
+    out: list[_Source] = []
     for schema in schemas:
         relations = con.execute(
-            "select table_name from information_schema.tables "
+            "select table_name, table_type from information_schema.tables "
             "where table_catalog = ? and table_schema = ? order by table_name",
             [WAREHOUSE_CATALOG, schema],
         ).fetchall()
@@ -160,9 +232,19 @@ def _list_sources(
                 f"schema {schema!r} of {warehouse} has no tables: build the marts "
                 "(dbt build) before publishing"
             )
-        out += [(schema, name, published_schema(schema, target)) for (name,) in relations]
+        for name, kind in relations:
+            relation = f"{WAREHOUSE_CATALOG}.{_quote(schema)}.{_quote(name)}"
+            out.append(
+                _Source(
+                    schema,
+                    name,
+                    published_schema(schema, target),
+                    kind == "VIEW",
+                    _signature(con, relation),
+                )
+            )
     reserved = {("main", PUBLISH_INFO_TABLE), ("main", PUBLISH_TABLES_TABLE)}
-    clash = [f"{s}.{n}" for s, n, into in out if (into, n) in reserved]
+    clash = [f"{s.schema}.{s.name}" for s in out if (s.into, s.name) in reserved]
     if clash:
         raise ValueError(f"{clash} would overwrite the publish bookkeeping tables: rename them")
     return out
@@ -187,30 +269,40 @@ def _reuse_check(target: Path) -> str:
     return ""
 
 
-def _recorded_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
-    """Fingerprints stored in the attached copy (None when it was not written by this format)."""
+@dataclass(frozen=True)
+class _Recorded:
+    fingerprint: str | None
+    rows: int
+
+
+def _recorded(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, _Recorded] | None:
+    """What the attached published file recorded per table (None when not written by this
+    format)."""
     have = {
         r[0]
         for r in con.execute(
             "select table_name from information_schema.tables "
             "where table_catalog = ? and table_schema = 'main'",
-            [TARGET_CATALOG],
+            [catalog],
         ).fetchall()
     }
     if not {PUBLISH_INFO_TABLE, PUBLISH_TABLES_TABLE} <= have:
         return None
-    info = con.execute(
-        f"select * from {TARGET_CATALOG}.main.{PUBLISH_INFO_TABLE} limit 1"
-    ).fetch_df()
-    if "format" not in info.columns or len(info) != 1 or info["format"].iloc[0] != FORMAT:
+    info = con.execute(f"select * from {_quote(catalog)}.main.{PUBLISH_INFO_TABLE} limit 1")
+    names = [c[0] for c in info.description]
+    rows = info.fetchall()
+    if "format" not in names or len(rows) != 1 or rows[0][names.index("format")] != FORMAT:
         return None
-    rows = con.execute(
-        f"select table_name, fingerprint from {TARGET_CATALOG}.main.{PUBLISH_TABLES_TABLE}"
-    ).fetchall()
-    return dict(rows)
+    return {
+        name: _Recorded(fingerprint, int(count))
+        for name, fingerprint, count in con.execute(
+            f"select table_name, fingerprint, row_count "
+            f"from {_quote(catalog)}.main.{PUBLISH_TABLES_TABLE}"
+        ).fetchall()
+    }
 
 
-def _write_sidecar(target: Path, fingerprints: dict[str, str]) -> None:
+def _write_sidecar(target: Path, fingerprints: dict[str, str | None]) -> None:
     st = target.stat()
     side = sidecar_path(target)
     tmp = side.with_name(side.name + f".{os.getpid()}.tmp")
@@ -218,212 +310,10 @@ def _write_sidecar(target: Path, fingerprints: dict[str, str]) -> None:
         "format": FORMAT,
         "size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
-        "tables": fingerprints,  # a hint only: the copy's own publish_tables decides
+        "tables": fingerprints,  # a hint only: the file's own publish_tables decides
     }
     tmp.write_text(json.dumps(record, sort_keys=True))
     os.replace(tmp, side)
-
-
-def publish_marts(
-    warehouse_path: str | Path,
-    marts_path: str | Path,
-    schemas: Sequence[str] = ("marts",),
-    *,
-    incremental: bool = True,
-    rebuild_share: float = REBUILD_SHARE,
-) -> PublishResult:
-    """Publish every table and view of `schemas` from the warehouse into `marts_path`, atomically.
-
-    Views are materialised as tables (the analyst file has no upstream to read from); the schema
-    named like the file lands in `main` (see `published_schema`). With `incremental` (default)
-    only tables whose content fingerprint changed are copied (see the module docstring), unless
-    more than `rebuild_share` of the rows changed (then a fresh file is cheaper). Returns
-    the table row counts, what was rewritten, the file size and the timing. Raises (leaving the
-    previous copy untouched) when the warehouse is missing or a schema has nothing to publish.
-    """
-    warehouse = Path(warehouse_path).resolve()
-    target = Path(marts_path).resolve()
-    if not warehouse.exists():
-        raise FileNotFoundError(f"warehouse {warehouse} does not exist: run the pipeline first")
-    if target == warehouse:
-        raise ValueError("marts_path must differ from the warehouse path")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    reason = _reuse_check(target) if incremental else "incremental=False"
-    result = _publish(warehouse, target, schemas, reuse=not reason, rebuild_share=rebuild_share)
-    if not isinstance(result, PublishResult):  # not patched: build fresh (fingerprints known)
-        reason = (
-            f"more than {rebuild_share:.0%} of the rows changed, or the previous file is not "
-            "reusable (older format, compaction due)"
-        )
-        result = _publish(warehouse, target, schemas, reuse=False, known=result)
-        assert isinstance(result, PublishResult)
-    result = dataclasses.replace(result, reason=reason, seconds=time.monotonic() - started)
-    logger.info(
-        "published %d tables (%d rows, %.1f MB) to %s in %.2f s: %s, %d rewritten%s",
-        len(result.tables),
-        result.total_rows,
-        result.bytes / 1e6,
-        target,
-        result.seconds,
-        result.mode,
-        len(result.rewritten),
-        f" ({result.reason})" if result.reason else "",
-    )
-    return result
-
-
-def _publish(
-    warehouse: Path,
-    target: Path,
-    schemas: Sequence[str],
-    *,
-    reuse: bool,
-    rebuild_share: float = REBUILD_SHARE,
-    known: tuple[list[_Source], float] | None = None,
-) -> PublishResult | tuple[list[_Source], float]:
-    """One attempt. When `reuse` was asked but patching the previous file is not possible (or
-    not worth it), returns the fingerprinted sources instead, for a fresh build (`known`)."""
-    started = time.monotonic()
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.tmp")
-    spill = tmp.with_name(tmp.name + ".spill")
-    local = _quote(TARGET_CATALOG)
-    rewritten: list[str] = []
-    try:
-        # explicit catalog names: the new file's own name (derived from the file name) could equal
-        # a schema name and make references ambiguous
-        # an in-memory database spills to ./.tmp by default: spill beside the target instead
-        con = duckdb.connect(":memory:", config={**duckdb_config(), "temp_directory": str(spill)})
-        try:
-            con.execute(f"attach {_sql_string(str(warehouse))} as {WAREHOUSE_CATALOG} (read_only)")
-            if known is None:
-                t_fp = time.monotonic()
-                sources = []
-                for schema, name, into in _list_sources(con, schemas, warehouse, target):
-                    relation = f"{WAREHOUSE_CATALOG}.{_quote(schema)}.{_quote(name)}"
-                    digest, rows = table_fingerprint(con, relation)
-                    sources.append(_Source(schema, name, into, digest, rows))
-                fingerprint_seconds = time.monotonic() - t_fp
-            else:
-                sources, fingerprint_seconds = known
-            previous: dict[str, str] | None = None
-            if reuse and _recorded_in_sidecar(target) == {s.key: s.fingerprint for s in sources}:
-                # the intact published file already holds exactly these contents: keep it
-                con.close()
-                _touch_sidecar(target)
-                return PublishResult(
-                    target,
-                    {s.key: s.rows for s in sources},
-                    target.stat().st_size,
-                    time.monotonic() - started,
-                    None,
-                    "unchanged",
-                    (),
-                    "",
-                    fingerprint_seconds,
-                )
-            if reuse and _mostly_changed(target, sources, rebuild_share):
-                return sources, fingerprint_seconds  # patching would rewrite most of the file
-            if reuse:
-                shutil.copyfile(target, tmp)
-                con.execute(f"attach {_sql_string(str(tmp))} as {local}")
-                previous = _recorded_fingerprints(con)
-                if previous is None:
-                    return sources, fingerprint_seconds
-            else:
-                con.execute(f"attach {_sql_string(str(tmp))} as {local}")
-            wanted = {s.key: s for s in sources}
-            if previous is not None:
-                changed = [s for s in sources if previous.get(s.key) != s.fingerprint]
-                drop = [k for k in previous if k not in wanted]
-                drop += [s.key for s in changed if s.key in previous]
-                for key in drop:
-                    into, name = key.split(".", 1)
-                    con.execute(f"drop table if exists {local}.{_quote(into)}.{_quote(name)}")
-                    logger.info("publish: replacing or dropping %s", key)
-                if drop:
-                    con.execute(f"checkpoint {local}")  # frees the dropped blocks for reuse
-            else:
-                changed = sources
-            for into in sorted({s.into for s in changed}):
-                con.execute(f"create schema if not exists {local}.{_quote(into)}")
-            for src in changed:
-                source = f"{WAREHOUSE_CATALOG}.{_quote(src.schema)}.{_quote(src.name)}"
-                copy = f"{local}.{_quote(src.into)}.{_quote(src.name)}"
-                con.execute(f"create table {copy} as select * from {source}")
-                rewritten.append(src.key)
-                logger.info(
-                    "published %s.%s as %s (%d rows)", src.schema, src.name, src.key, src.rows
-                )
-            con.execute(f"detach {WAREHOUSE_CATALOG}")
-            published_at = datetime.now(UTC)
-            mode = "full" if previous is None else "incremental"
-            con.execute(
-                f"create or replace table {local}.main.{PUBLISH_INFO_TABLE} as select "
-                "?::timestamp as published_at, ? as source, ?::integer as tables, "
-                "? as format, ? as mode, ?::integer as rewritten",
-                [
-                    published_at.replace(tzinfo=None),
-                    str(warehouse),
-                    len(sources),
-                    FORMAT,
-                    mode,
-                    len(rewritten),
-                ],
-            )
-            con.execute(
-                f"create or replace table {local}.main.{PUBLISH_TABLES_TABLE} ("
-                "table_name varchar, source_table varchar, row_count bigint, "
-                "fingerprint varchar, rewritten boolean)"
-            )
-            con.executemany(
-                f"insert into {local}.main.{PUBLISH_TABLES_TABLE} values (?, ?, ?, ?, ?)",
-                [
-                    [s.key, f"{s.schema}.{s.name}", s.rows, s.fingerprint, s.key in rewritten]
-                    for s in sources
-                ],
-            )
-            con.execute(f"checkpoint {local}")
-            if previous is not None:
-                used, free = _block_usage(con)
-                if free > used:
-                    logger.info("publish: %d free vs %d used blocks: full rebuild", free, used)
-                    return sources, fingerprint_seconds
-            con.execute("use memory")
-            con.execute(f"detach {local}")
-        finally:
-            con.close()
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        _write_sidecar(target, {s.key: s.fingerprint for s in sources})
-    except BaseException:
-        _discard(tmp)
-        raise
-    finally:
-        if tmp.exists():  # an attempt that returned the sources (not patched)
-            _discard(tmp)
-        shutil.rmtree(spill, ignore_errors=True)
-    return PublishResult(
-        target,
-        {s.key: s.rows for s in sources},
-        target.stat().st_size,
-        time.monotonic() - started,
-        published_at,
-        mode,
-        tuple(rewritten),
-        "",
-        fingerprint_seconds,
-    )
-
-
-def _recorded_in_sidecar(target: Path) -> dict[str, str]:
-    """The fingerprints the last publish wrote beside the file (valid only after
-    `_reuse_check` passed: the file is the one written with them)."""
-    try:
-        return json.loads(sidecar_path(target).read_text()).get("tables") or {}
-    except (OSError, ValueError):
-        return {}
 
 
 def _touch_sidecar(target: Path) -> None:
@@ -436,19 +326,10 @@ def _touch_sidecar(target: Path) -> None:
     os.replace(tmp, side)
 
 
-def _mostly_changed(target: Path, sources: list[_Source], share: float) -> bool:
-    """True when the tables the sidecar says changed hold most of the rows (then a file copy
-    plus drops costs more than writing a fresh file)."""
-    recorded = _recorded_in_sidecar(target)
-    total = sum(s.rows for s in sources)
-    changed = sum(s.rows for s in sources if recorded.get(s.key) != s.fingerprint)
-    return total > 0 and changed > share * total
-
-
-def _block_usage(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+def _block_usage(con: duckdb.DuckDBPyConnection, catalog: str) -> tuple[int, int]:
     row = con.execute(
         "select used_blocks, free_blocks from pragma_database_size() where database_name = ?",
-        [TARGET_CATALOG],
+        [catalog],
     ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
@@ -457,3 +338,418 @@ def _discard(tmp: Path) -> None:
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         with contextlib.suppress(OSError):
             leftover.unlink()
+
+
+def _hash_rows(con: duckdb.DuckDBPyConnection, src: _Source, temp: str) -> None:
+    """Hash every warehouse row of `src` into temp table `temp` (r = rowid, h = row hash) and
+    set its fingerprint and row count from those hashes (the same value as
+    `table_fingerprint`)."""
+    a = _alias(src.signature)
+    rowid = "rowid" if src.has_rowid else "null::bigint"
+    con.execute(
+        f"create or replace temp table {temp} as "
+        f"select {rowid} as r, hash({a}) as h from {src.relation} as {a}"
+    )
+    rows, total, xor = con.execute(
+        f"select count(*), coalesce(sum(h::hugeint), 0), coalesce(bit_xor(h), 0) from {temp}"
+    ).fetchone()
+    src.fingerprint = _digest(src.signature, rows, total, xor)
+    src.rows = int(rows)
+    src.hashes = temp
+
+
+def _diff(con: duckdb.DuckDBPyConnection, src: _Source, n: int) -> None:
+    """Row delta of a changed table against its published copy (attached read-only as
+    PREVIOUS_CATALOG): keeps the published rowids to delete (`<delta>_del`) and the warehouse
+    rows to insert (`<delta>_ins`: rowid and hash; a view's rows are picked by hash); sets
+    rows_deleted / rows_inserted.
+
+    D = the hashes whose number of rows differs between the two sides (one aggregate over both
+    sides' row hashes): a changed row's old and new hash, an added or removed duplicate's hash.
+    Every row with a hash in D goes out, every warehouse row with a hash in D comes in: exact
+    for multisets. (A hash join keeping the unmatched rows was up to 2x faster but multiplies
+    duplicate rows present on both sides - quadratic on a table with many equal rows - and
+    misses changed duplicate counts; DuckDB's approximate distinct count was too coarse, 8 %
+    off, to guard it.)
+    """
+    a = _alias(src.signature)
+    prefix = f"publish_delta_{n}"
+    pub, wh = f"{prefix}_pub", src.hashes
+    con.execute(
+        f"create or replace temp table {pub} as "
+        f"select rowid as r, hash({a}) as h from {src.published(PREVIOUS_CATALOG)} as {a}"
+    )
+    con.execute(
+        f"create or replace temp table {prefix}_d as select h from ("
+        f"select h, 1::tinyint as s from {pub} union all select h, -1::tinyint from {wh}"
+        ") group by h having sum(s) <> 0"
+    )
+    for side, rows in (("del", pub), ("ins", wh)):
+        con.execute(
+            f"create or replace temp table {prefix}_{side} as "
+            f"select r, h from {rows} semi join {prefix}_d using (h)"
+        )
+    src.rows_deleted, src.rows_inserted = (
+        con.execute(f"select count(*) from {prefix}_{side}").fetchone()[0]
+        for side in ("del", "ins")
+    )
+    src.delta = prefix
+    for leftover in (pub, f"{prefix}_d"):
+        con.execute(f"drop table if exists {leftover}")
+
+
+def _drop_temp(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
+    if src.hashes:
+        con.execute(f"drop table if exists {src.hashes}")
+        src.hashes = ""
+
+
+def publish_marts(
+    warehouse_path: str | Path,
+    marts_path: str | Path,
+    schemas: Sequence[str] = ("marts",),
+    *,
+    incremental: bool = True,
+    rebuild_share: float = REBUILD_SHARE,
+    patch_share: float = PATCH_SHARE,
+) -> PublishResult:
+    """Publish every table and view of `schemas` from the warehouse into `marts_path`, atomically.
+
+    Views are materialised as tables (the analyst file has no upstream to read from); the schema
+    named like the file lands in `main` (see `published_schema`). With `incremental` (default)
+    only the row delta of changed tables is applied to a copy of the last published file (see
+    the module docstring): tables whose delta exceeds `patch_share` of their rows are rewritten
+    whole, and a fresh file is built when the rows to write exceed `rebuild_share` of all rows.
+    Returns the table row counts, what was rewritten / patched, the file size and the timing.
+    Raises (leaving the previous copy untouched) when the warehouse is missing or a schema has
+    nothing to publish.
+    """
+    warehouse = Path(warehouse_path).resolve()
+    target = Path(marts_path).resolve()
+    if not warehouse.exists():
+        raise FileNotFoundError(f"warehouse {warehouse} does not exist: run the pipeline first")
+    if target == warehouse:
+        raise ValueError("marts_path must differ from the warehouse path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    reason = _reuse_check(target) if incremental else "incremental=False"
+    spill = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.spill")
+    try:
+        # an in-memory database spills to ./.tmp by default: spill beside the target instead
+        con = duckdb.connect(":memory:", config={**duckdb_config(), "temp_directory": str(spill)})
+        try:
+            # explicit catalog names: the new file's own name (derived from the file name) could
+            # equal a schema name and make references ambiguous
+            con.execute(f"attach {_sql_string(str(warehouse))} as {WAREHOUSE_CATALOG} (read_only)")
+            sources = _list_sources(con, schemas, warehouse, target)
+            result = None
+            timings = {"fingerprint": 0.0, "diff": 0.0}
+            if not reason:
+                result, reason = _publish_incremental(
+                    con, warehouse, target, sources, rebuild_share, patch_share, timings
+                )
+            if result is None:
+                result = _publish_fresh(con, warehouse, target, sources, reason)
+                result = dataclasses.replace(
+                    result, fingerprint_seconds=timings["fingerprint"], diff_seconds=timings["diff"]
+                )
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    result = dataclasses.replace(result, seconds=time.monotonic() - started)
+    logger.info(
+        "published %d tables (%d rows, %.1f MB) to %s in %.2f s: %s, %d rewritten, "
+        "%d patched (-%d +%d rows)%s",
+        len(result.tables),
+        result.total_rows,
+        result.bytes / 1e6,
+        target,
+        result.seconds,
+        result.mode,
+        len(result.rewritten),
+        len(result.patched),
+        result.rows_deleted,
+        result.rows_inserted,
+        f" ({result.reason})" if result.reason else "",
+    )
+    return result
+
+
+def _publish_incremental(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Path,
+    target: Path,
+    sources: list[_Source],
+    rebuild_share: float,
+    patch_share: float,
+    timings: dict[str, float],
+) -> tuple[PublishResult | None, str]:
+    """Diff against the intact published file and patch a copy of it. Returns (None, why) when
+    a fresh build is due (the sources then carry their fingerprints)."""
+    started = time.monotonic()
+    con.execute(f"attach {_sql_string(str(target))} as {PREVIOUS_CATALOG} (read_only)")
+    try:
+        recorded = _recorded(con, PREVIOUS_CATALOG)
+        if recorded is None:
+            return None, "the published file has no publish record of this format"
+        used, free = _block_usage(con, PREVIOUS_CATALOG)
+        if free > used:
+            return None, f"compaction: {free} free vs {used} used blocks in the published file"
+        published_tables = {
+            f"{s}.{n}"
+            for s, n in con.execute(
+                "select table_schema, table_name from information_schema.tables "
+                "where table_catalog = ?",
+                [PREVIOUS_CATALOG],
+            ).fetchall()
+        }
+        for n, src in enumerate(sources):
+            t0 = time.monotonic()
+            _hash_rows(con, src, f"publish_hashes_{n}")
+            timings["fingerprint"] += time.monotonic() - t0
+            before = recorded.get(src.key)
+            if src.key not in published_tables:
+                src.action = "created"
+            elif before is None:
+                src.action = "rewritten"  # in the file but not in its record
+            elif before.fingerprint == src.fingerprint:
+                src.action = "kept"
+            elif _signature(con, src.published(PREVIOUS_CATALOG)) != src.signature:
+                src.action = "rewritten"  # columns renamed, added, removed or retyped
+            elif not src.patchable:
+                src.action = "rewritten"  # a column named rowid hides the row addresses
+            else:
+                t0 = time.monotonic()
+                _diff(con, src, n)
+                timings["diff"] += time.monotonic() - t0
+                src.prev_rows = before.rows
+                delta = src.rows_deleted + src.rows_inserted
+                if delta == 0:
+                    src.action = "kept"  # same rows: only the fingerprint was unknown
+                elif delta > patch_share * (src.prev_rows + src.rows):
+                    src.action = "rewritten"
+                else:
+                    src.action = "patched"
+            _drop_temp(con, src)
+            logger.info(
+                "publish: %s %s (%d rows%s)",
+                src.key,
+                src.action,
+                src.rows,
+                f", -{src.rows_deleted} +{src.rows_inserted}" if src.action == "patched" else "",
+            )
+        wanted = {s.key for s in sources}
+        gone = sorted(k for k in recorded if k not in wanted)
+        fingerprints = {s.key: s.fingerprint for s in sources}
+        if not gone and all(
+            s.action == "kept" and recorded[s.key].fingerprint == s.fingerprint for s in sources
+        ):
+            con.execute(f"detach {PREVIOUS_CATALOG}")
+            _touch_sidecar(target)  # the intact published file holds exactly these contents
+            return PublishResult(
+                target,
+                {s.key: s.rows for s in sources},
+                target.stat().st_size,
+                time.monotonic() - started,
+                None,
+                "unchanged",
+                fingerprint_seconds=timings["fingerprint"],
+                diff_seconds=timings["diff"],
+            ), ""
+        total = sum(s.rows for s in sources)
+        writes = sum(
+            s.rows_inserted if s.action == "patched" else s.rows
+            for s in sources
+            if s.action != "kept"
+        )
+        if total and writes > rebuild_share * total:
+            return None, (
+                f"{writes:,} of {total:,} rows to write (more than {rebuild_share:.0%}): "
+                "a fresh file is cheaper"
+            )
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"detach {PREVIOUS_CATALOG}")
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.tmp")
+    local = _quote(TARGET_CATALOG)
+    try:
+        shutil.copyfile(target, tmp)
+        con.execute(f"attach {_sql_string(str(tmp))} as {local}")
+        for key in gone + [s.key for s in sources if s.action == "rewritten"]:
+            into, name = key.split(".", 1)
+            con.execute(f"drop table if exists {local}.{_quote(into)}.{_quote(name)}")
+            logger.info("publish: dropping %s", key)
+        if gone or any(s.action == "rewritten" for s in sources):
+            con.execute(f"checkpoint {local}")  # frees the dropped blocks for reuse
+        for src in sources:
+            if src.action in ("rewritten", "created"):
+                _create(con, src)
+            elif src.action == "patched":
+                _apply_patch(con, src)
+        published_at = _write_bookkeeping(con, warehouse, sources, "incremental")
+        used, free = _block_usage(con, TARGET_CATALOG)
+        if free > used:
+            logger.info("publish: %d free vs %d used blocks after patching", free, used)
+            return None, f"compaction: {free} free vs {used} used blocks after patching"
+        con.execute(f"detach {local}")
+        _swap(tmp, target, fingerprints)
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"detach {local}")
+        _discard(tmp)
+        for src in sources:
+            for suffix in ("_del", "_ins"):
+                if src.delta:
+                    con.execute(f"drop table if exists {src.delta}{suffix}")
+    patched = [s for s in sources if s.action == "patched"]
+    return PublishResult(
+        target,
+        {s.key: s.rows for s in sources},
+        target.stat().st_size,
+        time.monotonic() - started,
+        published_at,
+        "incremental",
+        tuple(s.key for s in sources if s.action in ("rewritten", "created")),
+        "",
+        timings["fingerprint"],
+        tuple(s.key for s in patched),
+        sum(s.rows_deleted for s in patched),
+        sum(s.rows_inserted for s in patched),
+        timings["diff"],
+    ), ""
+
+
+def _create(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
+    con.execute(f"create schema if not exists {_quote(TARGET_CATALOG)}.{_quote(src.into)}")
+    rows = con.execute(
+        f"create table {src.published(TARGET_CATALOG)} as select * from {src.relation}"
+    ).fetchone()[0]
+    if src.fingerprint is None:
+        src.rows = int(rows)
+    elif rows != src.rows:  # the warehouse changed under us (runs are serialized: a bug)
+        raise RuntimeError(f"{src.relation} had {src.rows} rows when hashed, {rows} when copied")
+    logger.info("published %s.%s as %s (%d rows)", src.schema, src.name, src.key, rows)
+
+
+def _apply_patch(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
+    """Delete the published rows of the delta and insert the warehouse's, in the copy."""
+    copy = src.published(TARGET_CATALOG)
+    deleted = con.execute(
+        f"delete from {copy} where rowid in (select r from {src.delta}_del)"
+    ).fetchone()[0]
+    if src.has_rowid:
+        inserted = con.execute(
+            f"insert into {copy} select * from {src.relation} "
+            f"where rowid in (select r from {src.delta}_ins)"
+        ).fetchone()[0]
+    else:
+        a = _alias(src.signature)
+        inserted = con.execute(
+            f"insert into {copy} select * from {src.relation} as {a} "
+            f"where hash({a}) in (select h from {src.delta}_ins)"
+        ).fetchone()[0]
+    rows = con.execute(f"select count(*) from {copy}").fetchone()[0]
+    if (deleted, inserted, rows) != (src.rows_deleted, src.rows_inserted, src.rows):
+        raise RuntimeError(
+            f"patching {src.key}: deleted {deleted}, inserted {inserted}, {rows} rows; expected "
+            f"{src.rows_deleted}, {src.rows_inserted}, {src.rows} (the published file changed "
+            "under the publish?)"
+        )
+    logger.info(
+        "patched %s: -%d +%d rows (%d rows)", src.key, src.rows_deleted, src.rows_inserted, rows
+    )
+
+
+def _write_bookkeeping(
+    con: duckdb.DuckDBPyConnection, warehouse: Path, sources: list[_Source], mode: str
+) -> datetime:
+    local = _quote(TARGET_CATALOG)
+    published_at = datetime.now(UTC)
+    con.execute(
+        f"create or replace table {local}.main.{PUBLISH_INFO_TABLE} as select "
+        "?::timestamp as published_at, ? as source, ?::integer as tables, "
+        "? as format, ? as mode, ?::integer as rewritten, ?::integer as patched, "
+        "?::bigint as rows_deleted, ?::bigint as rows_inserted",
+        [
+            published_at.replace(tzinfo=None),
+            str(warehouse),
+            len(sources),
+            FORMAT,
+            mode,
+            sum(s.action in ("rewritten", "created") for s in sources),
+            sum(s.action == "patched" for s in sources),
+            sum(s.rows_deleted for s in sources if s.action == "patched"),
+            sum(s.rows_inserted for s in sources if s.action == "patched"),
+        ],
+    )
+    con.execute(
+        f"create or replace table {local}.main.{PUBLISH_TABLES_TABLE} ("
+        "table_name varchar, source_table varchar, row_count bigint, fingerprint varchar, "
+        "rewritten boolean, action varchar, rows_deleted bigint, rows_inserted bigint)"
+    )
+    con.executemany(
+        f"insert into {local}.main.{PUBLISH_TABLES_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [
+                s.key,
+                f"{s.schema}.{s.name}",
+                s.rows,
+                s.fingerprint,
+                s.action in ("rewritten", "created"),
+                s.action,
+                s.rows_deleted if s.action == "patched" else 0,
+                s.rows_inserted if s.action == "patched" else 0,
+            ]
+            for s in sources
+        ],
+    )
+    con.execute(f"checkpoint {local}")
+    return published_at
+
+
+def _swap(tmp: Path, target: Path, fingerprints: dict[str, str | None]) -> None:
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    _write_sidecar(target, fingerprints)
+
+
+def _publish_fresh(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Path,
+    target: Path,
+    sources: list[_Source],
+    reason: str,
+) -> PublishResult:
+    """A new file with every relation copied. Sources fingerprinted by a diff attempt keep their
+    fingerprints; otherwise none is computed (recorded as NULL: the next publish diffs rows)."""
+    started = time.monotonic()
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.tmp")
+    local = _quote(TARGET_CATALOG)
+    for src in sources:
+        src.action, src.rows_deleted, src.rows_inserted = "created", 0, 0
+        _drop_temp(con, src)
+    try:
+        con.execute(f"attach {_sql_string(str(tmp))} as {local}")
+        for src in sources:
+            _create(con, src)
+        published_at = _write_bookkeeping(con, warehouse, sources, "full")
+        con.execute(f"detach {local}")
+        _swap(tmp, target, {s.key: s.fingerprint for s in sources})
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"detach {local}")
+        _discard(tmp)
+    logger.info("publish: full rebuild (%s)", reason)
+    return PublishResult(
+        target,
+        {s.key: s.rows for s in sources},
+        target.stat().st_size,
+        time.monotonic() - started,
+        published_at,
+        "full",
+        tuple(s.key for s in sources),
+        reason,
+    )

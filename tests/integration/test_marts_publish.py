@@ -251,7 +251,12 @@ def test_incremental_publish_rewrites_only_changed_tables(tmp_path):
     first = publish_marts(warehouse, marts)
     assert first.mode == "full" and first.reason == "no previous publish"
     assert set(first.rewritten) == set(first.tables) and len(first.tables) == 5
+    assert first.fingerprint_seconds == 0  # nothing to compare with: not fingerprinted
     assert_published_equals_warehouse(warehouse, marts)
+    # the next publish diffs every table row by row once and records the fingerprints
+    record = publish_marts(warehouse, marts)
+    assert record.mode == "incremental" and record.rewritten == () and record.patched == ()
+    assert (record.rows_deleted, record.rows_inserted) == (0, 0)
 
     # same content, new physical order (dbt rebuilt the tables): nothing is rewritten
     with duckdb.connect(str(warehouse)) as con:
@@ -273,19 +278,31 @@ def test_incremental_publish_rewrites_only_changed_tables(tmp_path):
     with duckdb.connect(str(warehouse)) as con:
         con.execute("update marts.big set label = 'changed' where id = 123456")
         con.execute("insert into marts.dup values (1, 'x')")
-    changed = publish_marts(warehouse, marts, rebuild_share=1.0)  # `big` is most of the rows
+    changed = publish_marts(warehouse, marts)
     assert changed.mode == "incremental"
-    assert sorted(changed.rewritten) == ["main.big", "main.dup"]  # the view's counts are equal
-    assert physical_order(marts, big_sql, "main") == [199999, 199998, 199997]  # rewritten
+    # `big`: one row out, one in (patched in place); `dup`: its 3 identical rows become 4, so
+    # all of them are in the delta (3 out, 4 in: more than PATCH_SHARE) and it is rewritten;
+    # the view's counts are equal
+    assert changed.patched == ("main.big",) and changed.rewritten == ("main.dup",)
+    assert (changed.rows_deleted, changed.rows_inserted) == (1, 1)
+    assert physical_order(marts, big_sql, "main") == [0, 1, 2]  # patched: the old order kept
     assert physical_order(marts, small_sql, "main") == [1, 2]  # still the first copy
     assert_published_equals_warehouse(warehouse, marts)
     with duckdb.connect(str(marts), read_only=True) as con:
         assert con.execute("select label from big where id = 123456").fetchone()[0] == "changed"
         assert con.execute("select count(*) from dup").fetchone()[0] == 4
-        info = con.execute("select mode, rewritten, tables from publish_info").fetchone()
-        assert info == ("incremental", 2, 5)
-        flags = dict(con.execute("select table_name, rewritten from publish_tables").fetchall())
-        assert flags["main.small"] is False and flags["main.big"] is True
+        info = con.execute("select mode, rewritten, patched, tables from publish_info").fetchone()
+        assert info == ("incremental", 1, 1, 5)
+        flags = {
+            r[0]: r[1:]
+            for r in con.execute(
+                "select table_name, rewritten, action, rows_deleted, rows_inserted "
+                "from publish_tables"
+            ).fetchall()
+        }
+        assert flags["main.small"] == (False, "kept", 0, 0)
+        assert flags["main.big"] == (False, "patched", 1, 1)
+        assert flags["main.dup"] == (True, "rewritten", 0, 0)
 
 
 def test_incremental_publish_detects_view_schema_drop_and_new_tables(tmp_path):
@@ -300,7 +317,12 @@ def test_incremental_publish_detects_view_schema_drop_and_new_tables(tmp_path):
         con.execute("create table marts.fresh as select 42 as answer")
     result = publish_marts(warehouse, marts, rebuild_share=1.0)
     assert result.mode == "incremental"
-    assert set(result.rewritten) == {"main.small", "main.big", "main.big_by_k", "main.fresh"}
+    assert set(result.rewritten) == {"main.small", "main.fresh"}  # new columns, new table
+    # a seventh of `big` deleted, one group of the view gone: both patched (the view through
+    # its row hashes)
+    assert set(result.patched) == {"main.big", "main.big_by_k"}
+    deleted_big = len([i for i in range(200000) if i % 7 == 3])
+    assert (result.rows_deleted, result.rows_inserted) == (deleted_big + 1, 0)
     assert "main.dup" not in result.tables
     assert_published_equals_warehouse(warehouse, marts)
     with duckdb.connect(str(warehouse)) as con:  # same values, wider type
@@ -329,21 +351,30 @@ def test_falls_back_to_a_full_rebuild(tmp_path, tamper):
     assert set(result.rewritten) == set(result.tables)
     assert_published_equals_warehouse(warehouse, marts)
     again = publish_marts(warehouse, marts)  # and the next publish is incremental again
-    assert again.mode == "unchanged" and again.rewritten == ()
+    assert again.mode == "incremental" and again.rewritten == () and again.patched == ()
+    assert publish_marts(warehouse, marts).mode == "unchanged"
 
 
 def test_a_mostly_changed_warehouse_is_published_fresh(tmp_path):
     warehouse, marts = tmp_path / "warehouse.duckdb", tmp_path / "marts.duckdb"
     build_warehouse(warehouse)
     publish_marts(warehouse, marts)
-    with duckdb.connect(str(warehouse)) as con:  # `big` holds nearly all the rows
+    with duckdb.connect(str(warehouse)) as con:  # one row of `big`: patched, not a rebuild
         con.execute("update marts.big set x = x + 1 where id = 0")
     result = publish_marts(warehouse, marts)
-    assert result.mode == "full" and "of the rows changed" in result.reason
+    assert result.mode == "incremental" and result.patched == ("main.big",)
+    assert_published_equals_warehouse(warehouse, marts)
+    with duckdb.connect(str(warehouse)) as con:  # 5/7 of `big` (nearly all the rows) change
+        con.execute("update marts.big set x = x + 1 where k < 5")
+    result = publish_marts(warehouse, marts)
+    assert result.mode == "full" and "rows to write" in result.reason
     assert set(result.rewritten) == set(result.tables)
+    assert result.fingerprint_seconds > 0  # measured by the diff that chose the rebuild
     assert_published_equals_warehouse(warehouse, marts)
     with duckdb.connect(str(warehouse)) as con:  # a small change is patched in
         con.execute("update marts.small set s = 'z' where i = 1")
     result = publish_marts(warehouse, marts)
+    # `small` has 2 rows: its one-row delta is more than PATCH_SHARE of it, so rewritten
     assert result.mode == "incremental" and result.rewritten == ("main.small",)
+    assert result.patched == ()
     assert_published_equals_warehouse(warehouse, marts)
