@@ -603,8 +603,15 @@ def test_touchpoints_matched_to_known_leads_and_contacts(home: Path) -> None:
         con.execute("CREATE SCHEMA salesforce")
         con.execute("CREATE TABLE salesforce.lead (id VARCHAR, email VARCHAR)")
         con.execute("CREATE TABLE salesforce.contact (id VARCHAR, email VARCHAR)")
-        con.execute("INSERT INTO salesforce.lead VALUES ('L1', 'ANN@example.com'), ('L2', NULL)")
-        con.execute("INSERT INTO salesforce.contact VALUES ('C1', ' erin@example.com')")
+        # ann is a lead twice and a contact: one person, her touchpoint counts once
+        con.execute(
+            "INSERT INTO salesforce.lead VALUES ('L1', 'ANN@example.com'), ('L2', NULL), "
+            "('L3', 'ann@example.com')"
+        )
+        con.execute(
+            "INSERT INTO salesforce.contact VALUES ('C1', ' erin@example.com'), "
+            "('C2', 'Ann@Example.com')"
+        )
     write(home / "landing", "touchpoints", "a.csv", [TP_HEADER] + [r for r, _ in TOUCHPOINT_ROWS])
     reports = load(home)
     # Loaded: tp-1 (ann, lead), tp-2 (bob, unknown), tp-10 (erin, contact), tp-11 (no email).

@@ -233,3 +233,50 @@ def test_two_runs_leave_exactly_what_one_run_leaves(tmp_path: Path, planted) -> 
     inc_state, scratch_state = everything(inc / "w.duckdb"), everything(scratch / "w.duckdb")
     assert inc_state["touchpoints"] and inc_state["quarantine"]
     assert inc_state == scratch_state
+
+
+def make_sorted_rows(rng: random.Random, ids: list[str], pad: bool) -> list[dict]:
+    """Rows with the given (increasing, distinct) ids, some spoiled; `pad` adds spaces around
+    some ids (equal after trimming, so still increasing)."""
+    rows = make_rows(rng, "unused", len(ids), [])
+    for row, tid in zip(rows, ids, strict=True):
+        if row["touchpoint_id"] != "":  # keep the planted missing ids
+            row["touchpoint_id"] = f" {tid} " if pad and rng.random() < 0.3 else tid
+    return rows
+
+
+@pytest.mark.parametrize("pad", [False, True], ids=["plain-ids", "padded-ids"])
+def test_increasing_ids_skip_the_id_aggregate_and_still_find_every_duplicate(
+    tmp_path: Path, pad: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Files whose ids increase take the fast path (no id aggregate; the loaded ids are looked
+    up only within the file's id range). a: even ids 0..598; b: every id 300..899 (the even
+    ones up to 598 were loaded from a); c: ids above everything loaded. Expected from the
+    row-by-row computation."""
+    rng = random.Random(20240302)
+    name = "t-{:05d}".format
+    a = make_sorted_rows(rng, [name(i) for i in range(0, 600, 2)], pad=False)
+    b = make_sorted_rows(rng, [name(i) for i in range(300, 900)], pad=pad)
+    c = make_sorted_rows(rng, [name(i) for i in range(1000, 1100)], pad=pad)
+    folder = tmp_path / "landing" / "touchpoints"
+    folder.mkdir(parents=True)
+    write_csv(folder / "a.csv", a)
+    write_parquet(folder / "b.parquet", b)
+    write_csv(folder / "c.csv", c)
+    with caplog.at_level("DEBUG", logger="assets.marketing.validate"):
+        load_landing(tmp_path / "w.duckdb", tmp_path / "landing", ["touchpoints"], salt=SALT)
+    fast = [r for r in caplog.records if "strictly increasing" in r.getMessage()]
+    assert len(fast) == 3  # every file took the fast path
+    table, quarantine = expected_load(
+        [
+            ("touchpoints/a.csv", a, 2),
+            ("touchpoints/b.parquet", b, 1),
+            ("touchpoints/c.csv", c, 2),
+        ]
+    )
+    prior = [q for q in quarantine if q[3] and "was already loaded" in q[3]]
+    assert len(prior) > 50 and all(q[0] == "touchpoints/b.parquet" for q in prior)
+    if pad:  # some of the duplicates found are padded in b (the raw id sorts before the range)
+        padded = {r["touchpoint_id"].strip() for r in b if r["touchpoint_id"].startswith(" ")}
+        assert any(q[3].split("'")[1] in padded for q in prior)
+    assert actual(tmp_path / "w.duckdb") == (table, quarantine)
