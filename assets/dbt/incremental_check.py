@@ -32,6 +32,8 @@ from sandbox.org import Org, load_into_duckdb, snake
 # The opportunity-keyed incremental models (macros/incremental_by_opportunity.sql).
 INCREMENTAL_MODELS = {
     "int_opportunity_states_sequenced": "intermediate",
+    "int_opportunity_stage_entries_aggregated": "intermediate",
+    "int_opportunity_process_checked": "intermediate",
     "opportunities": "marts",
     "opportunity_history": "marts",
     "int_opportunity_journeys": "intermediate",
@@ -184,9 +186,16 @@ def _peak_rss_mb(pid: int, stop: threading.Event, out: list[float]) -> None:
     out.append(peak)
 
 
-def run_dbt(args: list[str], home: Path, target: Path, project_dir: Path = PROJECT_DIR) -> dict:
-    """`dbt <args>` on `home` with a private target path; returns seconds, peak MB and the
-    per-node seconds from run_results.json. Raises with dbt's output when dbt fails."""
+def run_dbt(
+    args: list[str],
+    home: Path,
+    target: Path,
+    project_dir: Path = PROJECT_DIR,
+    check: bool = True,
+) -> dict:
+    """`dbt <args>` on `home` with a private target path; returns seconds, peak MB, the per-node
+    seconds, statuses and failure counts from run_results.json, and dbt's exit code. Raises with
+    dbt's output when dbt fails, unless `check` is false."""
     env = {**dbt_env(), "SALESOPS_HOME": str(home), "SALESOPS_EMAIL_SALT": SALT}
     cmd = [dbt_executable(), *args, "--project-dir", str(project_dir)]
     cmd += ["--profiles-dir", str(PROFILES_DIR), "--target-path", str(target)]
@@ -202,12 +211,19 @@ def run_dbt(args: list[str], home: Path, target: Path, project_dir: Path = PROJE
     stop.set()
     sampler.join()
     seconds = time.monotonic() - started
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise RuntimeError(f"dbt {' '.join(args)} failed:\n{output[-6000:]}")
     run_results = target / "run_results.json"
     results = json.loads(run_results.read_text())["results"] if run_results.exists() else []
-    nodes = {r["unique_id"]: r["execution_time"] for r in results}
-    return {"seconds": seconds, "peak_mb": peak[0] if peak else 0.0, "nodes": nodes, "log": output}
+    return {
+        "seconds": seconds,
+        "peak_mb": peak[0] if peak else 0.0,
+        "nodes": {r["unique_id"]: r["execution_time"] for r in results},
+        "status": {r["unique_id"]: r["status"] for r in results},
+        "failures": {r["unique_id"]: r.get("failures") for r in results},
+        "returncode": proc.returncode,
+        "log": output,
+    }
 
 
 def snapshot_tables(warehouse: Path, models: dict[str, str], schema: str) -> None:

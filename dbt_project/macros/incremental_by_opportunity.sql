@@ -6,8 +6,9 @@
     target; the model body (filtered with `changed_opportunity_filter`) then selects every row of
     those opportunities only, and the append inserts them. The post-hook records what the build
     saw (watermarks, fingerprint, quarantined ids) in intermediate.incremental_state and
-    intermediate.incremental_quarantine_seen. A full build (first run or --full-refresh) skips
-    the pre-hook and records the same state.
+    intermediate.incremental_quarantine_seen, and the recomputed ids in
+    intermediate.incremental_changed (the scope of its data tests: macros/incremental_tests.sql).
+    A full build (first run or --full-refresh) skips the pre-hook and records the same state.
 
     An opportunity is "changed" when, since the last build of THIS model, and for the inputs the
     model reads (flags history, owners, people):
@@ -55,6 +56,12 @@
         model varchar,
         object varchar,
         record_id varchar
+    );
+    -- the opportunities each model's last incremental build recomputed (none after a full
+    -- build): the scope of its data tests on the next run (macros/incremental_tests.sql)
+    create table if not exists {{ changed_ids_relation() }} (
+        model varchar,
+        opportunity_id varchar
     )
 {%- endmacro %}
 
@@ -456,6 +463,13 @@ where opportunity_id is not null
     insert into {{ incremental_quarantine_relation() }}
     select distinct {{ _model_key() }}, replace(lower(object), '_', ''), record_id
     from quality.quarantine_ids;
+
+    delete from {{ changed_ids_relation() }} where model = {{ _model_key() }};
+
+    insert into {{ changed_ids_relation() }}
+    select {{ _model_key() }}, opportunity_id
+    from {{ _changes_scratch_relation() }}
+    where not full_build;
 
     drop table if exists {{ _changes_scratch_relation() }}
 {%- endmacro %}

@@ -266,3 +266,165 @@ def test_incremental_build_passes_data_tests_and_contracts(incremental):
     assert all(f"model.salesops.{name}" in nodes for name in INCREMENTAL_MODELS)
     assert sum(uid.startswith("test.") for uid in nodes) >= 100
     assert not any(uid.startswith("unit_test.") for uid in nodes)
+
+
+# --- data tests on incremental runs check the changed opportunities only ----------------------
+
+UNIQUE_CREDITS = "unique_combination_attribution_touchpoints_opportunity_id__touchpoint_id__"
+SUM_TO_ONE = "test.salesops.assert_attribution_credits_sum_to_one"
+SCOPE_TABLE = "intermediate.incremental_changed"
+# staging's orphan-key tests are configured to warn (the sandbox plants orphans)
+OK_STATUSES = {"pass", "success", "warn"}
+
+
+def _compiled(target, prefix: str) -> dict[str, str]:
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    return {
+        r["unique_id"]: r.get("compiled_code") or ""
+        for r in results
+        if r["unique_id"].startswith(prefix)
+    }
+
+
+def _green(warehouse) -> bool | None:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        baseline = "intermediate.incremental_tests_baseline"
+        return _sql(con, f"select bool_and(green) from {baseline}")[0][0]
+    finally:
+        con.close()
+
+
+def _plant_duplicate(warehouse, opportunity_id: str) -> None:
+    """One attribution row of the opportunity twice: a duplicate key and a credit sum of 2."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        _sql(
+            con,
+            "insert into marts.attribution_touchpoints select * from marts.attribution_touchpoints "
+            "where opportunity_id = ? and attribution_model = 'linear' order by touchpoint_id "
+            "limit 1",
+            [opportunity_id],
+        )
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="session")
+def scoped_tests(incremental):
+    """After the equality checks above: a whole build (green baseline), a few deals touched and
+    an incremental build (tests scoped to them), then violations planted in a changed and in an
+    unchanged deal's attribution rows and the attribution tests run three times."""
+    warehouse, target = incremental["warehouse"], incremental["target"]
+    home = warehouse.parent
+    build_args = ["build", "--exclude-resource-type", "unit_test"]
+    # the last run (a full refresh of the models without their tests) leaves no green baseline
+    whole = run_dbt(build_args, home, target)
+    whole_sql = _compiled(target, "test.salesops.")
+    green_after_whole = _green(warehouse)
+    con = duckdb.connect(str(warehouse))
+    try:
+        touched = [
+            r[0]
+            for r in _sql(
+                con,
+                "select opportunity_id from marts.attribution_touchpoints "
+                "group by 1 order by 1 limit 3",
+            )
+        ]
+        _sql(
+            con,
+            "update salesforce.opportunity set _dlt_load_id = '9999999999.000002' "
+            f"where id in ({', '.join('?' * len(touched))})",
+            touched,
+        )
+        untouched = _sql(
+            con,
+            "select opportunity_id from marts.attribution_touchpoints "
+            f"where opportunity_id not in ({', '.join('?' * len(touched))}) "
+            "group by 1 order by 1 desc limit 1",
+            touched,
+        )[0][0]
+    finally:
+        con.close()
+    scoped = run_dbt(build_args, home, target)
+    scoped_sql = _compiled(target, "test.salesops.")
+    green_after_scoped = _green(warehouse)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        recorded = {
+            model: sorted(ids)
+            for model, ids in _sql(
+                con, f"select model, list(opportunity_id) from {SCOPE_TABLE} group by 1"
+            )
+        }
+    finally:
+        con.close()
+    select = ["test", "--select", "attribution_touchpoints"]
+    _plant_duplicate(warehouse, untouched)
+    missed = run_dbt(select, home, target, check=False)
+    _plant_duplicate(warehouse, touched[0])
+    caught = run_dbt(select, home, target, check=False)
+    after_failure = run_dbt(select, home, target, check=False)
+    return {
+        "whole": whole,
+        "whole_sql": whole_sql,
+        "green_after_whole": green_after_whole,
+        "scoped": scoped,
+        "scoped_sql": scoped_sql,
+        "green_after_scoped": green_after_scoped,
+        "touched": touched,
+        "recorded": recorded,
+        "missed": missed,
+        "caught": caught,
+        "after_failure": after_failure,
+    }
+
+
+def _by_prefix(values: dict, prefix: str):
+    return next(v for k, v in values.items() if k.startswith(prefix))
+
+
+def test_whole_tables_are_tested_until_a_green_run(scoped_tests):
+    # the build after a run without tests reads whole tables, passes, and becomes the baseline
+    assert not any(SCOPE_TABLE in sql for sql in scoped_tests["whole_sql"].values())
+    assert set(scoped_tests["whole"]["status"].values()) <= OK_STATUSES
+    assert scoped_tests["green_after_whole"] is True
+
+
+def test_incremental_build_tests_only_the_changed_opportunities(scoped_tests):
+    sql = scoped_tests["scoped_sql"]
+    scoped = {uid for uid, code in sql.items() if SCOPE_TABLE in code}
+    # every scoped test of an incremental model, and the per-opportunity singular test
+    assert any(uid.startswith(f"test.salesops.{UNIQUE_CREDITS}") for uid in scoped)
+    assert SUM_TO_ONE in scoped
+    for model in ("int_opportunity_journeys", "opportunities", "opportunity_history"):
+        assert any(f"_{model}_" in uid for uid in scoped), model
+    # tests of other models still read whole tables
+    assert not any("stg_salesforce__" in uid or "pipeline_snapshots" in uid for uid in scoped)
+    # the recorded scope is what the touched deals changed (each model saw the three deals)
+    touched = sorted(scoped_tests["touched"])
+    assert scoped_tests["recorded"]["marts.attribution_touchpoints"] == touched
+    assert scoped_tests["recorded"]["intermediate.int_opportunity_journeys"] == touched
+    assert set(scoped_tests["scoped"]["status"].values()) <= OK_STATUSES
+    assert scoped_tests["green_after_scoped"] is True
+
+
+def test_scoped_tests_catch_a_violation_in_a_changed_opportunity(scoped_tests):
+    missed, caught, after = (
+        scoped_tests["missed"],
+        scoped_tests["caught"],
+        scoped_tests["after_failure"],
+    )
+    # a duplicate planted outside dbt in a deal no build changed is outside the scope (the
+    # scope assumes the rows no build touched are those the last green run tested) ...
+    assert missed["returncode"] == 0
+    assert _by_prefix(missed["status"], f"test.salesops.{UNIQUE_CREDITS}") == "pass"
+    # ... the same in a changed deal fails both the key test and the per-deal credit sums
+    assert caught["returncode"] != 0
+    assert _by_prefix(caught["status"], f"test.salesops.{UNIQUE_CREDITS}") == "fail"
+    assert _by_prefix(caught["failures"], f"test.salesops.{UNIQUE_CREDITS}") == 1
+    assert caught["status"][SUM_TO_ONE] == "fail"
+    # and a failed run leaves no green baseline: the next run tests whole tables and finds both
+    assert _by_prefix(after["status"], f"test.salesops.{UNIQUE_CREDITS}") == "fail"
+    assert _by_prefix(after["failures"], f"test.salesops.{UNIQUE_CREDITS}") == 2

@@ -1,11 +1,18 @@
 -- Every opportunity's touch credits sum to 1 under each of the six rule-based models, credits are
 -- never negative, and every touch has a row per model. Returns the offending rows.
+-- Per opportunity: after a green run only the opportunities either model recomputed in its last
+-- build are checked (macros/incremental_tests.sql), the whole tables otherwise.
+
+{% set scope = changed_opportunities_predicate(
+    [ref('attribution_touchpoints'), ref('int_opportunity_journeys')]
+) %}
 
 with
 
 credits as (
 
     select * from {{ ref('attribution_touchpoints') }}
+    where {{ scope }}
 
 ),
 
@@ -16,6 +23,7 @@ journeys as (
         count(*) as touches
 
     from {{ ref('int_opportunity_journeys') }}
+    where {{ scope }}
     group by opportunity_id
 
 ),

@@ -59,7 +59,25 @@ contact_roles as (
 
 touchpoints as (
 
-    select * from {{ ref('stg_marketing__touchpoints') }}
+    -- read once, for the match; the touch's other columns are read again in `final`: a CTE
+    -- read twice is materialized by DuckDB, and this one held all 17M touches at large
+    select
+        touchpoint_id,
+        email_hash,
+        occurred_at
+    from {{ ref('stg_marketing__touchpoints') }}
+
+),
+
+touch_details as (
+
+    select
+        touchpoint_id,
+        email_hash,
+        channel,
+        campaign,
+        touch_type
+    from {{ ref('stg_marketing__touchpoints') }}
 
 ),
 
@@ -181,7 +199,7 @@ final as (
         -- ids
         marked.opportunity_id,
         marked.touchpoint_id,
-        touchpoints.email_hash,
+        touch_details.email_hash,
 
         -- order
         cast(marked.touch_position as integer) as touch_position,
@@ -189,9 +207,9 @@ final as (
 
         -- touch
         marked.occurred_at,
-        touchpoints.channel,
-        touchpoints.campaign,
-        touchpoints.touch_type,
+        touch_details.channel,
+        touch_details.campaign,
+        touch_details.touch_type,
         marked.person_type,
         {{ dbt.datediff('marked.occurred_at', 'marked.last_touch_at', 'microsecond') }}
         / 86400000000.0 as days_before_last_touch,
@@ -218,8 +236,8 @@ final as (
     from marked
     inner join opportunities
         on marked.opportunity_id = opportunities.opportunity_id
-    inner join touchpoints
-        on marked.touchpoint_id = touchpoints.touchpoint_id
+    inner join touch_details
+        on marked.touchpoint_id = touch_details.touchpoint_id
 
 )
 

@@ -6,24 +6,39 @@
 --   missing fields: Qualification or later (history or current record; not Closed Lost) without
 --     a positive amount, Proposal or later without
 --     products (line items), Closed Lost without a loss reason.
+-- Incremental by opportunity (macros/incremental_by_opportunity.sql): its inputs are the
+-- opportunity, its history and its line items and products.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ opportunity_incremental_pre_hook(owners=false, line_items=true) }}",
+        post_hook="{{ opportunity_incremental_post_hook() }}",
+    )
+}}
 
 with
 
 states as (
 
     select * from {{ ref('int_opportunity_states_sequenced') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
 entries as (
 
     select * from {{ ref('int_opportunity_stage_entries_aggregated') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
 opportunities as (
 
     select * from {{ ref('stg_salesforce__opportunities') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
@@ -36,6 +51,7 @@ stages as (
 product_families as (
 
     select * from {{ ref('int_opportunity_product_families_ranked') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
