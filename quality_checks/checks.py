@@ -107,6 +107,10 @@ def check_metadata(result: TableResult, report_path: str | None = None) -> dict:
         "evaluation": dg.MetadataValue.text(result.evaluation),
         "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
     }
+    if result.phases:  # where the seconds went (open, plan, candidates, gx, sql_pass, ...)
+        md["phases"] = dg.MetadataValue.text(
+            ", ".join(f"{k} {v:.2f}s" for k, v in result.phases.items())
+        )
     fresh = [r for r in result.rules if r.kind == FRESH]
     if fresh:
         md["freshness"] = dg.MetadataValue.text(

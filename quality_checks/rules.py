@@ -165,6 +165,9 @@ class Rule:
     # The rule's SQL depends on as_of only through an upper bound that grows with as_of, so a
     # row that passed stays passing when as_of moves forward (plausible-date rules).
     as_of_bound: bool = False
+    # Foreign keys: the parent rows that count (SQL over the parent's columns, e.g. its live
+    # filter). Incremental evaluation: only parent rows outside it can break unchanged children.
+    parent_live: str | None = None
 
 
 @dataclass(frozen=True)
@@ -319,13 +322,28 @@ def unique_id(spec_qualified: str, live: str, table: str, col: str, hard: bool =
     )
 
 
+def references_fail_sql(
+    col: str, parent: tuple[str, str], parent_live: str, values_from: str | None = None
+) -> str:
+    """`col` is set and no live parent row has that Id.
+
+    `values_from`: a (small) table holding every row the rule is evaluated on; the parent's Ids
+    are then read only for the values that occur there (same result on those rows: a value
+    tested is always among them), so no hash of every parent Id is built.
+    """
+    q = quote(col)
+    parent_qualified = f"{quote(parent[0])}.{quote(parent[1])}"
+    subq = f'SELECT "id" FROM {parent_qualified} WHERE "id" IS NOT NULL AND {parent_live}'
+    if values_from:
+        subq += f' AND "id" IN (SELECT {q} FROM {values_from})'
+    return f"{q} IS NOT NULL AND {q} NOT IN ({subq})"
+
+
 def references(
     table: str, col: str, api: str, parent: tuple[str, str], parent_live: str, parent_api: str
 ) -> Rule:
     q = quote(col)
-    parent_qualified = f"{quote(parent[0])}.{quote(parent[1])}"
-    subq = f'SELECT "id" FROM {parent_qualified} WHERE "id" IS NOT NULL AND {parent_live}'
-    fail = f"{q} IS NOT NULL AND {q} NOT IN ({subq})"
+    fail = references_fail_sql(col, parent, parent_live)
     return Rule(
         name=f"{table}.{col}.references_{snake(parent_api)}",
         dimension=INTEGRITY,
@@ -338,6 +356,7 @@ def references(
         reason_sql=f"{lit(api + ' ')} || {_str(col)} || {lit(' not found in ' + parent_api)}",
         description=f"{api} references an existing {parent_api}",
         needs_table=parent,
+        parent_live=parent_live,
     )
 
 

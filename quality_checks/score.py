@@ -81,6 +81,8 @@ class TableResult:
     # a table of the same run scored below the gate (read while writing this result, so the
     # Dagster check need not open the warehouse again); None when not written
     run_blocked: bool | None = None
+    # seconds per phase of the evaluation (open, plan, candidates, gx, sql_pass, ...)
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def score(self) -> float:

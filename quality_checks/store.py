@@ -15,8 +15,13 @@ Tables (DuckDB, schema `quality`):
                    every row failed at the table's last evaluation (replaced per table)
 * `eval_state`     incremental state: one row per table: rule-set signature, as_of, the load ids
                    present (with row counts) and the parents' load ids at the last evaluation
-* `incremental_candidates` (table, row_key): the rows an incremental evaluation validates (GX
-                   reads them through its query asset); emptied when the evaluation ends
+* `incremental_candidates` (table, row_key): the keys of the rows an incremental evaluation
+                   validates; emptied when the evaluation ends
+* `candidate_rows__<schema>__<table>` those rows, copied once (GX and the SQL pass read them);
+                   dropped when the evaluation ends
+* `partition_keys__<schema>__<table>` (rule, row_key, part, load_id, live): the window rules'
+                   partition values per row, maintained from each new load
+                   (quality_checks.partition_keys)
 """
 
 from __future__ import annotations

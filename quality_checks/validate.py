@@ -60,6 +60,19 @@ def _sql_pass_spec(spec: TableSpec, gx_results: dict, config: QualityConfig) -> 
     return spec.with_rules(rules)
 
 
+class _Ticker:
+    """Adds the seconds since the previous call to `phases[name]` (profiling per phase)."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases = phases
+        self.t = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self.t
+        self.t = now
+
+
 class RunCache:
     """What the tables of one run share: the catalog and the parents' load ids (the quality
     stage never writes raw tables, so they cannot change during a run) and, with the SQL engine,
@@ -108,8 +121,11 @@ def validate_table(
 
     shared = cache is not None and cache.con is not None and engine == "sql"
     cache = cache if cache is not None else RunCache()
+    phases: dict[str, float] = {}
+    tick = _Ticker(phases)
     with contextlib.ExitStack() as stack:
         con = cache.con if shared else stack.enter_context(store.connect(warehouse))
+        tick("open")
         cols = cache.table_columns(con).get((spec.schema, spec.table))
         if cols is None:
             raise TableMissingError(
@@ -131,12 +147,15 @@ def validate_table(
             catalog=cache.table_columns(con),
             parent_cache=cache.parent_counts,
         )
+        tick("plan")
         source = None
         eval_spec = row_spec
         if plan.incremental:
             eval_spec = incremental.windowed(row_spec)
             incremental.write_candidates(con, eval_spec, plan)
-            source = incremental.candidate_source(eval_spec, plan)
+            source = incremental.materialize_candidates(con, eval_spec, plan)
+            eval_spec = incremental.windowed(row_spec, restrict_parents=True)
+            tick("candidates")
         log.info("quality %s: %s", spec.label, plan.describe())
 
         gx_results: dict = {}
@@ -158,7 +177,9 @@ def validate_table(
             except Exception as e:  # a GX failure fails the gate; the SQL pass still reports
                 log.exception("%s: Great Expectations validation failed", spec.label)
                 errors.append(f"Great Expectations failed: {type(e).__name__}: {e}"[:2000])
+            tick("gx")
             con = stack.enter_context(store.connect(warehouse))
+            tick("open")
         if write and not (shared and cache.schema_ready):
             store.ensure_schema(con)
             cache.schema_ready = shared
@@ -169,14 +190,17 @@ def validate_table(
             con,
             _sql_pass_spec(eval_spec, gx_results, config),
             source,
-            incremental.new_rows_source(eval_spec, plan) if reuse is not None else None,
+            incremental.new_rows_of(eval_spec, plan, source) if reuse is not None else None,
             reuse,
         )
+        tick("sql_pass")
         # GX validated the candidate rows only: compare its checked counts with theirs.
         compare_checked = counts.checked
         if engine == "gx" and source is not None:
             _, compare_checked = sql_engine.checked_counts(con, eval_spec, source)
+        tick("gx_compare")
         stale = sql_engine.freshness(con, spec)
+        tick("freshness")
         rules: list[RuleResult] = []
         findings: list[str] = []
         for r in [*eval_spec.rules, *fresh_rules]:
@@ -228,6 +252,7 @@ def validate_table(
                 )
             )
         sample = sql_engine.samples(con, eval_spec, config.sample_per_rule, config.sample_max)
+        tick("samples")
         quarantined = 0
         con.execute("BEGIN")
         try:
@@ -286,11 +311,16 @@ def validate_table(
                     ).fetchall()[0][0]
                 )
             con.execute("COMMIT")
+            tick("write")
         except Exception:
             con.execute("ROLLBACK")
+            if plan.incremental:
+                with contextlib.suppress(duckdb.Error):
+                    incremental.clear_candidates(con, spec)
             raise
         finally:
             sql_engine.drop_temp(con)
+    result.phases = {k: round(v, 4) for k, v in phases.items()}
     log.info(
         "quality %s: score %.2f%% (%d/%d rows fail, %d quarantined) -> %s in %.2fs",
         spec.label,

@@ -387,3 +387,160 @@ def test_marketing_file_replaced_is_evaluated_incrementally(tmp_path):
     assert {s["record_id"] for s in r2.samples if s["rule"].endswith("unique")} == {"tp3"}
     assert r2.counts.quarantined_rows == f2.counts.quarantined_rows == 1
     assert _failing(path, "marketing.touchpoints") == _failing(scratch, "marketing.touchpoints")
+
+
+def _keys_mismatch(path, table: str, rule: str, expected_sql: str) -> tuple[int, int]:
+    """Kept partition keys of (table, rule) not in `expected_sql` (computed from the
+    raw table), and the other way round (EXCEPT ALL both ways)."""
+    schema, name = table.split(".")
+    con = duckdb.connect(str(path))
+    try:
+        kept = (
+            f'SELECT row_key, part, load_id, live FROM quality."partition_keys__{schema}__{name}" '
+            f"WHERE rule = '{rule}'"
+        )
+        return tuple(
+            con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchall()[0][0]
+            for a, b in ((kept, expected_sql), (expected_sql, kept))
+        )
+    finally:
+        con.close()
+
+
+def _person_keys(table: str) -> str:
+    return (
+        "SELECT CAST(id AS VARCHAR), lower(trim(email)), CAST(_dlt_load_id AS VARCHAR), "
+        f"NOT coalesce(is_deleted, false) FROM salesforce.{table}"
+    )
+
+
+def test_partition_keys_maintained_equal_keys_rebuilt_from_scratch(week, compared):
+    """The e-mail partition keys the incremental run maintained from the new load only are
+    exactly the keys of every row of the table now (and those the full evaluation rebuilt)."""
+    inc, full, _, _ = week
+    a, _ = compared
+    for obj, table in (("Lead", "lead"), ("Contact", "contact")):
+        rule = f"{table}.email.duplicate_person"
+        assert "partition keys rebuilt" not in a[obj].evaluation  # maintained, not rebuilt
+        assert _keys_mismatch(inc, f"salesforce.{table}", rule, _person_keys(table)) == (0, 0)
+        assert _keys_mismatch(full, f"salesforce.{table}", rule, _person_keys(table)) == (0, 0)
+
+
+def test_foreign_key_candidates_only_from_parents_that_left(week, compared):
+    """Children of changed parents are candidates only when the parent row is no longer live
+    (here: the deleted opportunity): a live changed parent cannot break a child."""
+    inc, _, planted, _ = week
+    a, _ = compared
+    hist = a["OpportunityHistory"]
+    assert "(1 parents gone)" in hist.evaluation, hist.evaluation
+    con = duckdb.connect(str(inc))
+    try:
+        gone_children = con.execute(
+            "SELECT count(*) FROM salesforce.opportunity_history WHERE opportunity_id IN "
+            "(SELECT id FROM salesforce.opportunity WHERE _dlt_load_id = 'load-week-2' AND "
+            "is_deleted)"
+        ).fetchall()[0][0]
+        # no candidate rows table is left behind
+        left = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'quality' "
+            "AND table_name LIKE 'candidate_rows__%'"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    assert gone_children >= len(planted["orphaned_history"]) > 0
+    assert left == 0
+    # new rows + children of the deleted parent + rows failing before or now, nothing else
+    assert _candidates(hist.evaluation) <= (
+        planted["written"]["OpportunityHistory"] + gone_children + 2 * hist.counts.failed_rows
+    )
+
+
+def test_partition_keys_out_of_step_are_rebuilt_and_results_stay_exact(week, compared):
+    """Keys that are not an image of the table (tampered with, or a row changed outside dlt)
+    are rebuilt before the closure; a new lead with an earlier lead's e-mail is found either
+    way, and every result equals a from-scratch evaluation."""
+    inc, _, _, as_of = week
+    d = inc.parent / "keys_tampered.duckdb"
+    shutil.copy(inc, d)
+    con = duckdb.connect(str(d))
+    earlier = con.execute(
+        "SELECT id, email FROM salesforce.lead WHERE NOT is_deleted AND email IS NOT NULL "
+        "ORDER BY created_date, id LIMIT 1"
+    ).fetchall()[0]
+    # drop the earlier lead's key: a closure from these keys would miss its partition
+    con.execute(
+        'DELETE FROM quality."partition_keys__salesforce__lead" WHERE row_key = ?', [earlier[0]]
+    )
+    con.execute(
+        "CREATE TEMP TABLE ch AS SELECT * REPLACE ('00QNEWCOPY00001' AS id, "
+        "'  ' || upper(?) AS email, created_date + INTERVAL 1 DAY AS created_date, "
+        "'load-week-3' AS _dlt_load_id) FROM salesforce.lead WHERE id = ?",
+        [earlier[1], earlier[0]],
+    )
+    con.execute("INSERT INTO salesforce.lead SELECT * FROM ch")
+    con.close()
+    scratch = d.parent / "keys_tampered_full.duckdb"
+    shutil.copy(d, scratch)
+    cfg = QualityConfig(as_of=as_of)
+    r = validate_table(d, spec_for("Lead", cfg), cfg, run_id="week-3", engine="sql")
+    full_cfg = QualityConfig(as_of=as_of, incremental=False)
+    f = validate_table(scratch, spec_for("Lead", full_cfg), full_cfg, "week-3", engine="sql")
+    assert r.evaluation.startswith("incremental") and "partition keys rebuilt" in r.evaluation
+    _same(r, f)
+    assert ("00QNEWCOPY00001", "lead.email.duplicate_person") in _failing(d, "salesforce.lead")
+    assert _failing(d, "salesforce.lead") == _failing(scratch, "salesforce.lead")
+    rule = "lead.email.duplicate_person"
+    assert _keys_mismatch(d, "salesforce.lead", rule, _person_keys("lead")) == (0, 0)
+
+
+def test_ad_spend_file_shortened_keys_and_results_equal_full(tmp_path):
+    """ad_spend's one-row-per-key partition (an expression) is kept in partition_keys; a file
+    replaced by a shorter one (its last lines vanish) and a duplicate key planted in it."""
+    path = tmp_path / "a.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA marketing")
+    con.execute(
+        """CREATE TABLE marketing.ad_spend AS SELECT
+            DATE '2026-06-01' + INTERVAL (i % 20) DAY AS "date",
+            CASE WHEN i % 2 = 0 THEN 'paid_search' ELSE 'email' END AS channel,
+            'c' || (i // 40) AS campaign, 10.0 + i AS spend, 'USD' AS currency,
+            'ad_spend/' || (i % 4) || '.csv' AS source_file, i AS source_line,
+            TIMESTAMP '2026-06-21' AS loaded_at
+        FROM range(400) t(i)"""
+    )
+    con.close()
+    as_of = dt.datetime(2026, 6, 22, tzinfo=dt.UTC)
+    cfg = QualityConfig(as_of=as_of)
+    spec = spec_for("marketing.ad_spend", cfg)
+    r1 = validate_table(path, spec, cfg, run_id="a1", engine="sql")
+    assert r1.evaluation.startswith("full")
+    expected = (
+        "SELECT coalesce(source_file, '') || ':' || coalesce(CAST(source_line AS VARCHAR), ''), "
+        "CAST(hash(\"date\", channel, campaign, currency) AS VARCHAR), coalesce(source_file, '') "
+        "|| '@' || coalesce(CAST(loaded_at AS VARCHAR), ''), true FROM marketing.ad_spend"
+    )
+    rule = "ad_spend.date_channel_campaign.unique"
+    assert _keys_mismatch(path, "marketing.ad_spend", rule, expected) == (0, 0)
+    con = duckdb.connect(str(path))
+    # file 1 replaced by a shorter version; its first row now duplicates a row of file 0
+    con.execute("DELETE FROM marketing.ad_spend WHERE source_file = 'ad_spend/1.csv'")
+    con.execute(
+        """INSERT INTO marketing.ad_spend SELECT
+            DATE '2026-06-01', 'paid_search', 'c0', 1.0, 'USD', 'ad_spend/1.csv', i,
+            TIMESTAMP '2026-06-22'
+        FROM range(1, 200, 4) t(i)"""
+    )
+    con.close()
+    scratch = tmp_path / "a_full.duckdb"
+    shutil.copy(path, scratch)
+    r2 = validate_table(path, spec, cfg, run_id="a2", engine="sql")
+    full_cfg = QualityConfig(as_of=as_of, incremental=False)
+    f2 = validate_table(
+        scratch, spec_for("marketing.ad_spend", full_cfg), full_cfg, "a2", engine="sql"
+    )
+    assert r2.evaluation.startswith("incremental: 1 new load(s), 50 new live rows"), r2.evaluation
+    assert "partition keys rebuilt" not in r2.evaluation
+    _same(r2, f2)
+    assert r2.counts.failed_rows > 0  # the planted duplicates fail in both
+    assert _failing(path, "marketing.ad_spend") == _failing(scratch, "marketing.ad_spend")
+    assert _keys_mismatch(path, "marketing.ad_spend", rule, expected) == (0, 0)

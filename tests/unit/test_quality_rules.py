@@ -289,3 +289,40 @@ def test_org_picklists_from_the_warehouse_replace_the_defaults(contacts_db):
     cfg = QualityConfig(as_of=AS_OF, picklists=pl)
     rule = next(r for r in spec_for("Contact", cfg).rules if r.name.endswith("lead_source.in_set"))
     assert "'Trade Show'" in rule.fail_sql and "'Partner'" not in rule.fail_sql
+
+
+def test_partition_keys_kept_for_expression_partitions_only():
+    from quality_checks.partition_keys import kept_rules
+
+    specs = {s.label: s for s in all_raw_specs(CFG)}
+    kept = {s.label: [r.name for r in kept_rules(s)] for s in specs.values()}
+    assert kept["salesforce.lead"] == ["lead.email.duplicate_person"]
+    assert kept["salesforce.contact"] == ["contact.email.duplicate_person"]
+    assert kept["marketing.ad_spend"] == ["ad_spend.date_channel_campaign.unique"]
+    # a plain-column partition (touchpoint_id) or the row key itself (Id) is not copied
+    assert kept["marketing.touchpoints"] == [] and kept["salesforce.opportunity"] == []
+    assert sum(len(v) for v in kept.values()) == 3
+
+
+def test_foreign_keys_restricted_to_candidate_values_give_the_same_rows():
+    """The incremental form of a foreign key (parent Ids read only for the values among the
+    evaluated rows) flags exactly the rows the full form flags, NULLs and deleted parents
+    included."""
+    from quality_checks.rules import references_fail_sql
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA p")
+    con.execute(
+        "CREATE TABLE p.parent AS SELECT * FROM (VALUES ('a', false), ('b', true), (NULL, false),"
+        " ('c', NULL)) t(id, is_deleted)"
+    )
+    con.execute(
+        "CREATE TABLE kids AS SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (3, NULL), (4, 'zz'), "
+        "(5, 'c')) t(k, fk)"
+    )
+    live = 'NOT coalesce("is_deleted", false)'
+    rows = {}
+    for values_from in (None, "kids"):
+        cond = references_fail_sql("fk", ("p", "parent"), live, values_from)
+        rows[values_from] = con.execute(f"SELECT k FROM kids WHERE {cond} ORDER BY k").fetchall()
+    assert rows[None] == rows["kids"] == [(2,), (4,)]  # deleted parent, missing parent
