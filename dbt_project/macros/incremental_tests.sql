@@ -60,6 +60,7 @@
     {%- for result in results -%}
         {%- do ran.append(result.node.unique_id) -%}
         {%- set scoped = '__changed_opportunities__' in (result.node.config.get('where') or '')
+            or '__new_raw_rows__' in (result.node.config.get('where') or '')
             or 'changed_opportunities_predicate' in (result.node.raw_code or '') -%}
         {#- a warning (a test configured to warn, e.g. orphan keys in staging) does not stop
             the baseline, unless the test is one of the scoped ones -#}
@@ -136,16 +137,24 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- dbt's filter of a generic test's model, plus the `__changed_opportunities__` scope. -#}
+{#- dbt's filter of a generic test's model, plus the `__changed_opportunities__` scope and the
+    `__new_raw_rows__` scope of staging views (macros/staging_tests.sql). -#}
 {% macro get_where_subquery(relation) -%}
-    {%- set where = config.get('where', '') -%}
-    {%- if where and '__changed_opportunities__' in where -%}
-        {%- set predicate = changed_opportunities_predicate([relation]) -%}
-        {%- set where = where | replace('__changed_opportunities__', '(' ~ predicate ~ ')') -%}
-        {%- if predicate | trim == 'true' and where | trim == '(true)' -%}
-            {{ return(relation) }}
+    {%- set scope = namespace(where=config.get('where', '')) -%}
+    {%- for token in ['__changed_opportunities__', '__new_raw_rows__'] -%}
+        {%- if scope.where and token in scope.where -%}
+            {%- if token == '__new_raw_rows__' -%}
+                {%- set predicate = new_raw_rows_predicate(relation) -%}
+            {%- else -%}
+                {%- set predicate = changed_opportunities_predicate([relation]) -%}
+            {%- endif -%}
+            {%- set scope.where = scope.where | replace(token, '(' ~ predicate ~ ')') -%}
+            {%- if predicate | trim == 'true' and scope.where | trim == '(true)' -%}
+                {{ return(relation) }}
+            {%- endif -%}
         {%- endif -%}
-    {%- endif -%}
+    {%- endfor -%}
+    {%- set where = scope.where -%}
     {%- if where -%}
         {%- set filtered -%}
             (select * from {{ relation }} where {{ where }}) dbt_subquery

@@ -428,3 +428,163 @@ def test_scoped_tests_catch_a_violation_in_a_changed_opportunity(scoped_tests):
     # and a failed run leaves no green baseline: the next run tests whole tables and finds both
     assert _by_prefix(after["status"], f"test.salesops.{UNIQUE_CREDITS}") == "fail"
     assert _by_prefix(after["failures"], f"test.salesops.{UNIQUE_CREDITS}") == 2
+
+
+# --- staging tests on incremental runs check the raw rows loaded since the last green run -----
+
+STAGING = "path:models/staging"
+NEW_LOAD_ID = "9999999999.000003"
+UNIQUE_TASK = "test.salesops.unique_stg_salesforce__tasks_task_id"
+UNIQUE_TOUCH = "test.salesops.unique_stg_marketing__touchpoints_touchpoint_id"
+HISTORY_PROBABILITY = "test.salesops.probability_fraction_stg_salesforce__opportunity_history_"
+RAW_SCOPE = "_dlt_load_id >"
+
+
+def _uid(uids, prefix: str) -> str | None:
+    """The unique id of a generic test (dbt appends a hash) by its name."""
+    return next((uid for uid in uids if uid.startswith(prefix + ".")), None)
+
+
+def _plant_staging_violations(warehouse) -> dict[str, str]:
+    """After a green run: a new task row with an OLD task's id, a new touchpoint row with an old
+    touchpoint's id, a new history row with probability 250, an old history row set to -10
+    WITHOUT a new load id (not a dlt write: out of scope by design), and the release of a history
+    row quarantined at the green run whose probability is 900 (back in the view)."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        task = _sql(con, "select min(id) from salesforce.task where not is_deleted")[0][0]
+        _sql(
+            con,
+            "insert into salesforce.task select * replace (? as _dlt_load_id) "
+            "from salesforce.task where id = ?",
+            [NEW_LOAD_ID, task],
+        )
+        touch = _sql(con, "select min(touchpoint_id) from marketing.touchpoints")[0][0]
+        _sql(
+            con,
+            "insert into marketing.touchpoints select * replace "
+            "(loaded_at + interval 1 day as loaded_at) from marketing.touchpoints "
+            "where touchpoint_id = ?",
+            [touch],
+        )
+        new, old = [
+            r[0]
+            for r in _sql(
+                con,
+                "select id from salesforce.opportunity_history where not is_deleted and id not in "
+                "(select record_id from quality.quarantine_ids) order by id limit 2",
+            )
+        ]
+        _sql(
+            con,
+            "update salesforce.opportunity_history set probability = 250, _dlt_load_id = ? "
+            "where id = ?",
+            [NEW_LOAD_ID, new],
+        )
+        _sql(con, "update salesforce.opportunity_history set probability = -10 where id = ?", [old])
+        _sql(con, "delete from quality.quarantine_ids where rule = 'test-staging'")
+    finally:
+        con.close()
+    return {"task": task, "touchpoint": touch, "new": new, "old": old}
+
+
+@pytest.fixture(scope="session")
+def staging_tests(incremental, scoped_tests):
+    """After the attribution checks: a whole build that is green (a history row quarantined with
+    a bad probability), violations planted in raw rows, then the staging tests scoped and with
+    whole_table_tests on the same data."""
+    assert scoped_tests["caught"]["returncode"] != 0  # runs after the attribution checks
+    warehouse, target = incremental["warehouse"], incremental["target"]
+    home = warehouse.parent
+    con = duckdb.connect(str(warehouse))
+    try:
+        released = _sql(
+            con,
+            "select max(id) from salesforce.opportunity_history where not is_deleted "
+            "and id not in (select record_id from quality.quarantine_ids)",
+        )[0][0]
+        _sql(
+            con,
+            "update salesforce.opportunity_history set probability = 900 where id = ?",
+            [released],
+        )
+        _sql(
+            con,
+            "insert into quality.quarantine_ids values "
+            "('OpportunityHistory', ?, 'test-staging', 'planted', now())",
+            [released],
+        )
+    finally:
+        con.close()
+    # the attribution runs above failed: whole tables, green, watermarks recorded
+    green = run_dbt(
+        ["build", "--full-refresh", "--exclude-resource-type", "unit_test"], home, target
+    )
+    green_sql = _compiled(target, "test.salesops.")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        marks = dict(
+            _sql(
+                con,
+                "select source, coalesce(load_id, cast(loaded_at as varchar)) "
+                "from intermediate.incremental_tests_watermarks",
+            )
+        )
+    finally:
+        con.close()
+    planted = _plant_staging_violations(warehouse)
+    planted["released"] = released
+    scoped = run_dbt(["test", "--select", STAGING], home, target, check=False)
+    scoped_sql = _compiled(target, "test.salesops.")
+    whole = run_dbt(
+        ["test", "--select", STAGING, "--vars", "{whole_table_tests: true}"],
+        home,
+        target,
+        check=False,
+    )
+    whole_sql = _compiled(target, "test.salesops.")
+    return {
+        "green": green,
+        "green_sql": green_sql,
+        "marks": marks,
+        "planted": planted,
+        "scoped": scoped,
+        "scoped_sql": scoped_sql,
+        "whole": whole,
+        "whole_sql": whole_sql,
+    }
+
+
+def test_staging_tests_read_whole_views_until_a_green_run(staging_tests, scoped_tests):
+    # the build after failed runs reads whole views, passes and records the raw watermarks
+    assert not any(RAW_SCOPE in sql for sql in staging_tests["green_sql"].values())
+    assert set(staging_tests["green"]["status"].values()) <= OK_STATUSES
+    assert staging_tests["marks"]["salesforce.task"] is not None
+    assert staging_tests["marks"]["marketing.touchpoints"] is not None
+    # whole_table_tests reads whole views
+    assert not any(RAW_SCOPE in sql for sql in staging_tests["whole_sql"].values())
+    # the green build before the attribution checks scoped every staging key test
+    scoped = {uid for uid, sql in scoped_tests["scoped_sql"].items() if RAW_SCOPE in sql}
+    assert _uid(scoped, UNIQUE_TASK) and _uid(scoped, UNIQUE_TASK.replace("unique", "not_null"))
+    assert not any("relationships_" in uid for uid in scoped)
+
+
+def test_scoped_staging_tests_fail_exactly_like_whole_views(staging_tests):
+    scoped, whole = staging_tests["scoped"], staging_tests["whole"]
+    scoped_sql = staging_tests["scoped_sql"]
+    task, touch = _uid(scoped_sql, UNIQUE_TASK), _uid(scoped_sql, UNIQUE_TOUCH)
+    assert RAW_SCOPE in scoped_sql[task] and "loaded_at >" in scoped_sql[touch]
+    assert set(scoped["status"]) == set(whole["status"]) and len(scoped["status"]) >= 40
+    # an OLD key duplicated by a new row (dlt load id / touchpoint file) is caught, same count
+    for uid in (task, touch):
+        assert scoped["status"][uid] == whole["status"][uid] == "fail", uid
+        assert scoped["failures"][uid] == whole["failures"][uid] == 1, uid
+    # the history probabilities: the new row and the row released from quarantine are caught;
+    # the old row changed without a load (no dlt write does that) only by the whole view
+    history = next(uid for uid in scoped["status"] if uid.startswith(HISTORY_PROBABILITY))
+    assert scoped["status"][history] == whole["status"][history] == "fail"
+    assert (scoped["failures"][history], whole["failures"][history]) == (2, 3)
+    # every other staging test: the same result either way
+    for uid in set(scoped["status"]) - {task, touch, history}:
+        assert scoped["status"][uid] == whole["status"][uid], uid
+        assert scoped["failures"][uid] == whole["failures"][uid], uid
