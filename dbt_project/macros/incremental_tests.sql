@@ -50,15 +50,27 @@
     delete from {{ tests_baseline_relation() }}
 {%- endmacro %}
 
+{#- The data tests of the project that did not run in this invocation (`results`). -#}
+{% macro tests_not_run(results) -%}
+    {%- set ran = [] -%}
+    {%- for result in results -%}{%- do ran.append(result.node.unique_id) -%}{%- endfor -%}
+    {%- set missing = [] -%}
+    {%- for node in graph.nodes.values() -%}
+        {%- if node.resource_type == 'test' and node.unique_id not in ran -%}
+            {%- do missing.append(node) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(missing) }}
+{%- endmacro %}
+
 {#- on-run-end: green when nothing failed, every test of every model built in this run ran,
     and either every data test of the project ran or the run before was green. -#}
 {% macro record_tests_baseline(results) -%}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
-    {%- set ran = [] -%}
     {%- set built = [] -%}
-    {%- set ns = namespace(failed=false, covered=true, all_tests=true) -%}
+    {%- set missing = tests_not_run(results) -%}
+    {%- set ns = namespace(failed=false, covered=true, all_tests=(missing | length == 0)) -%}
     {%- for result in results -%}
-        {%- do ran.append(result.node.unique_id) -%}
         {%- set scoped = '__changed_opportunities__' in (result.node.config.get('where') or '')
             or '__new_raw_rows__' in (result.node.config.get('where') or '')
             or 'changed_opportunities_predicate' in (result.node.raw_code or '') -%}
@@ -72,13 +84,10 @@
             {%- do built.append(result.node.unique_id) -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- for node in graph.nodes.values() -%}
-        {%- if node.resource_type == 'test' and node.unique_id not in ran -%}
-            {%- set ns.all_tests = false -%}
-            {%- for parent in node.depends_on.nodes -%}
-                {%- if parent in built -%}{%- set ns.covered = false -%}{%- endif -%}
-            {%- endfor -%}
-        {%- endif -%}
+    {%- for node in missing -%}
+        {%- for parent in node.depends_on.nodes -%}
+            {%- if parent in built -%}{%- set ns.covered = false -%}{%- endif -%}
+        {%- endfor -%}
     {%- endfor -%}
     insert into {{ tests_baseline_relation() }}
     select

@@ -85,14 +85,7 @@
     when every test ran and the run is not green, none (the next run reads whole views). -#}
 {% macro record_tests_watermarks(results) -%}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
-    {%- set ran = [] -%}
-    {%- for result in results -%}{%- do ran.append(result.node.unique_id) -%}{%- endfor -%}
-    {%- set ns = namespace(all_tests=true, introspected=false) -%}
-    {%- for node in graph.nodes.values() -%}
-        {%- if node.resource_type == 'test' and node.unique_id not in ran -%}
-            {%- set ns.all_tests = false -%}
-        {%- endif -%}
-    {%- endfor -%}
+    {%- set ns = namespace(all_tests=(tests_not_run(results) | length == 0), introspected=false) -%}
     {%- set views = _staging_raw_rows() -%}
     {%- set tables = [] -%}
     {%- for spec in views.values() -%}
