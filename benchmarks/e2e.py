@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.e2e --scale small|medium|large [--skip-floor]
         [--skip-incremental] [--quality-engine gx|sql] [--cold-dbt-parse] [--out DIR] [--keep]
+        [--save-full DIR | --incremental-from DIR]
 
 One run, side by side:
 
@@ -18,11 +19,16 @@ One run, side by side:
              left, in one DuckDB connection: the marketing files read into tables, the quality
              checks' SQL (quality_checks.sql_engine.count per raw table), the compiled SQL of
              every dbt model and test of the full run (run_results.json compiled_code, same
-             order), the journeys grouped into paths (attribution), seasonal naive on the same
-             weekly series and origins (forecast, as benchmarks/forecast.py), the forecast rows
+             order), the journeys grouped into paths (attribution), the same ETS/ARIMA fits a
+             cold run makes on the same series (forecast, forecasts.floor), the forecast rows
              written to Parquet + CSV (export), the marts copied into a new file (publish).
 * incremental  `sandbox.org.advance(org, 7)` served (set_org), then the same job again in the same
              home (next week's partition).
+
+To work on the incremental run without paying the full one each time: `--save-full DIR` copies the
+home right after the full run into DIR (with the full run's report); `--incremental-from DIR`
+restores it at its original path, regenerates the same org (same scale, seed and end), advances
+it and measures only the incremental run (its ratio is against the saved full run).
 
 Per stage (from Dagster's STEP_START / STEP_SUCCESS event timestamps): wall seconds, peak RSS of
 this process plus its children (dbt subprocesses), excluding the emulator, sampled every 0.25 s
@@ -811,6 +817,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not prepare dbt's partial parse for this SALESOPS_HOME (each dbt run re-parses)",
     )
+    ap.add_argument("--save-full", type=Path, help="copy the home after the full run into DIR")
+    ap.add_argument(
+        "--incremental-from",
+        type=Path,
+        help="restore a --save-full DIR and measure only the incremental run",
+    )
     ap.add_argument("--child-floor", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child_floor:
@@ -830,9 +842,21 @@ def main(argv: list[str] | None = None) -> int:
         out_path.write_text(json.dumps(report, indent=2, default=str))
         return out_path
 
-    work = Path(tempfile.mkdtemp(prefix=f"salesops-bench-e2e-{args.scale}-"))
-    home = work / "home"
-    home.mkdir()
+    saved: dict | None = None
+    if args.incremental_from:
+        saved = json.loads((args.incremental_from / "full.json").read_text())
+        args.scale, args.seed = saved["scale"], saved["seed"]
+        out_path = args.out / f"e2e-{args.scale}-{started.strftime('%Y%m%dT%H%M%SZ')}-incr.json"
+        work = Path(saved["work_dir"])
+        if work.exists():
+            raise SystemExit(f"{work} exists: remove it (or wait for the run using it)")
+        home = work / "home"
+        print(f"[e2e] restoring {args.incremental_from / 'home'} to {home} ...", flush=True)
+        shutil.copytree(args.incremental_from / "home", home)
+    else:
+        work = Path(tempfile.mkdtemp(prefix=f"salesops-bench-e2e-{args.scale}-"))
+        home = work / "home"
+        home.mkdir()
     os.environ["SALESOPS_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
     os.environ["SALESOPS_QUALITY_ENGINE"] = args.quality_engine
@@ -855,12 +879,14 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "ratios": {},
     }
-    end = (started - dt.timedelta(days=args.days)).date().isoformat()
+    end = saved["end"] if saved else (started - dt.timedelta(days=args.days)).date().isoformat()
     print(
         f"[e2e] scale {args.scale}; work dir {work}; generating the org (end {end}) ...", flush=True
     )
     t0 = time.perf_counter()
-    emu = Emulator(args.scale, args.seed, end, paths().landing_marketing)
+    # a restored home has its landing files already: the regenerated ones go elsewhere
+    landing = work / "landing-regenerated" if saved else paths().landing_marketing
+    emu = Emulator(args.scale, args.seed, end, landing)
     info = emu.info
     report["org"] = {
         k: info[k]
@@ -879,10 +905,21 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(info["credentials"])
         as_of = dt.datetime.fromisoformat(info["as_of"])
         os.environ["SALESOPS_AS_OF"] = as_of.isoformat()
-        full = measured_run("full", weekly_partition_key(as_of), sampler)
-        report["full"] = full
-        save(report, partial=True)
-        if not args.skip_floor:
+        if saved:
+            full = report["full"] = saved["full"]
+            report["full_from"] = str(args.incremental_from)
+        else:
+            full = measured_run("full", weekly_partition_key(as_of), sampler)
+            report["full"] = full
+            save(report, partial=True)
+        if args.save_full and not saved:
+            print(f"[e2e] saving the home after the full run into {args.save_full} ...", flush=True)
+            shutil.rmtree(args.save_full, ignore_errors=True)
+            shutil.copytree(home, args.save_full / "home")
+            meta = {"scale": args.scale, "seed": args.seed, "end": end, "work_dir": str(work)}
+            saved_report = json.dumps({**meta, "full": full}, default=str)
+            (args.save_full / "full.json").write_text(saved_report)
+        if not args.skip_floor and not saved:
             copy = work / "floor" / "warehouse.duckdb"
             copy.parent.mkdir()
             shutil.copyfile(paths().warehouse, copy)
@@ -959,6 +996,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{_f(full['stages']['dbt']['wall_s'])}s "
             f"step; by kind: { {k: round(v, 1) for k, v in dbt['seconds_by_kind'].items()} }"
         )
+    if (inc.get("dbt") or {}).get("nodes"):
+        print("\nslowest dbt nodes (incremental run):")
+        for n in inc["dbt"]["nodes"][:8]:
+            print(f"  {n['seconds']:7.2f}s  {n['unique_id']}")
     report.pop("partial", None)
     path = save(report)
     print(f"\nwritten {path}")
