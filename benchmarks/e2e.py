@@ -852,7 +852,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{work} exists: remove it (or wait for the run using it)")
         home = work / "home"
         print(f"[e2e] restoring {args.incremental_from / 'home'} to {home} ...", flush=True)
-        shutil.copytree(args.incremental_from / "home", home)
+        shutil.copytree(args.incremental_from / "home", home, symlinks=True)
     else:
         work = Path(tempfile.mkdtemp(prefix=f"salesops-bench-e2e-{args.scale}-"))
         home = work / "home"
@@ -915,7 +915,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.save_full and not saved:
             print(f"[e2e] saving the home after the full run into {args.save_full} ...", flush=True)
             shutil.rmtree(args.save_full, ignore_errors=True)
-            shutil.copytree(home, args.save_full / "home")
+            shutil.copytree(home, args.save_full / "home", symlinks=True)
             meta = {"scale": args.scale, "seed": args.seed, "end": end, "work_dir": str(work)}
             saved_report = json.dumps({**meta, "full": full}, default=str)
             (args.save_full / "full.json").write_text(saved_report)
