@@ -342,8 +342,10 @@ def measured_run(label: str, partition_key: str, sampler: Sampler) -> dict:
     api: dict[str, str] = {}
     checks_failed: list[str] = []
     run_start = run_end = None
+    events = 0
     with DagsterInstance.get() as instance:
         for entry in instance.all_logs(result.run_id):
+            events += 1
             ev = entry.dagster_event
             if ev is None:
                 continue
@@ -428,6 +430,8 @@ def measured_run(label: str, partition_key: str, sampler: Sampler) -> dict:
             for k, s in steps.items()
             if "start" in s and "end" in s
         },
+        # every event (and context.log line) is a write to the run's event log
+        "dagster_events": events,
         "warehouse_rows": wh_rows,
         "warehouse_mb": _file_mb(),
     }
