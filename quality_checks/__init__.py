@@ -7,8 +7,10 @@ Pure modules (importable without Dagster or GX): `rules` (suites), `score` (math
 Exports for orchestration/definitions.py (resolved lazily so `import quality_checks.rules` does
 not import Dagster):
 
-* `quality_checks` - one blocking asset check per raw table (Salesforce + marketing)
-* `salesforce_quality_checks`, `marketing_quality_checks` - the same, split by source
+* `quality_checks` - one blocking asset check per raw table (Salesforce + marketing), all run by
+  one step: a list holding one `multi_asset_check`
+* `salesforce_quality_checks`, `marketing_quality_checks` - the same, split by source (one step
+  each; use either these two or `quality_checks`)
 * `quality_assets` - [the `reports/data_quality_report` asset]
 * `build_mart_check(asset_key, schema, table)` - blocking check for a mart table
 """
@@ -48,7 +50,11 @@ def _build(name: str) -> Any:
 
     config = checks.config_for_run()
     if name == "salesforce_quality_checks":
-        return checks.build_quality_checks(salesforce_specs(config))
+        return checks.build_quality_checks(
+            salesforce_specs(config), name="salesforce_data_quality_gate"
+        )
     if name == "marketing_quality_checks":
-        return checks.build_quality_checks(marketing_specs(config))
+        return checks.build_quality_checks(
+            marketing_specs(config), name="marketing_data_quality_gate"
+        )
     return checks.build_quality_checks(salesforce_specs(config) + marketing_specs(config))

@@ -1,14 +1,18 @@
 """Dagster layer: one BLOCKING asset check per raw table, mart checks, and the report asset.
 
-A check validates its table in the warehouse (paths().warehouse, read at run time), writes
-quality.results / table_scores / quarantine_ids and returns an `AssetCheckResult`: severity
-ERROR (blocks everything downstream) below the gate, WARN when the table passes with findings
-(quarantined rows, soft findings, a stale table), passed when clean.
+Every raw table keeps its own check (`<schema>/<table>:data_quality_gate`, blocking, with its
+description and metadata), and all of them run in ONE step (`raw_tables_data_quality_gate`, a
+subsettable `multi_asset_check`): one warehouse connection, one Great Expectations session, the
+catalog and the parents' load counts read once for the run (per table the fixed cost was most of
+an incremental run). Each table's evaluation writes quality.results / table_scores /
+quarantine_ids and gives an `AssetCheckResult`: severity ERROR below the gate, WARN when the
+table passes with findings (quarantined rows, soft findings, a stale table), passed when clean.
+A result below the gate fails the step, and so stops every asset downstream of the raw tables
+(dbt's one step and the report consume all of them, so this is what one step per table did).
 
 The HTML report is rendered once per run by the `reports/data_quality_report` asset, which
-depends on every raw table and so runs after all their blocking checks. A run the gate blocks
-never reaches that asset: there, the checks render the report themselves once a result of the
-run is ERROR (the last check to finish leaves the complete report).
+depends on every raw table and so runs after their blocking checks. A run the gate blocks never
+reaches that asset: there the gate step renders the report itself, once, after every table.
 
 Run-time knobs: run tag `salesops/as_of` (ISO 8601; default env SALESOPS_AS_OF, else now) is the
 reference time for freshness/plausibility; env SALESOPS_QUALITY_ENGINE = gx (default) | sql;
@@ -20,7 +24,7 @@ per-table windows of rules.FRESHNESS_WINDOWS); env SALESOPS_QUALITY_INCREMENTAL 
 import datetime as dt
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext
@@ -34,6 +38,9 @@ from quality_checks.validate import validate_table
 log = logging.getLogger(__name__)
 
 CHECK_NAME = "data_quality_gate"
+# the step (op) that runs every raw table's gate; the e2e benchmark counts steps whose key ends
+# in "_data_quality_gate" as the quality stage
+GATES_STEP = "raw_tables_data_quality_gate"
 MART_CHECK_NAME = "mart_invariants"
 AS_OF_TAG = "salesops/as_of"
 ENGINE_ENV = "SALESOPS_QUALITY_ENGINE"
@@ -137,12 +144,16 @@ def gate_line(result: TableResult) -> str:
     )
 
 
-def to_check_result(result: TableResult, report_path: str | None = None) -> dg.AssetCheckResult:
+def to_check_result(
+    result: TableResult, report_path: str | None = None, asset_key: dg.AssetKey | None = None
+) -> dg.AssetCheckResult:
     severity = (
         dg.AssetCheckSeverity.ERROR if result.severity == ERROR else (dg.AssetCheckSeverity.WARN)
     )
     stale = f"; WARN {result.findings[0]}" if result.findings else ""
     return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=CHECK_NAME if asset_key is not None else None,
         passed=result.severity == "OK",
         severity=severity,
         metadata=check_metadata(result, report_path),
@@ -183,7 +194,21 @@ def _run_is_blocked(run_id: str) -> bool:
         )
 
 
+def _log_result(context: AssetCheckExecutionContext, result: TableResult) -> None:
+    if result.severity == ERROR:
+        context.log.error(gate_line(result))
+    else:
+        context.log.info(
+            f"quality {result.label}: score {result.score:.2%} >= {result.gate:.0%}, "
+            f"{result.counts.quarantined_rows} rows quarantined -> {result.severity} "
+            f"[{result.evaluation}]"
+        )
+    for finding in result.findings:
+        context.log.warning(f"quality {result.label}: WARN {finding}")
+
+
 def run_check(context: AssetCheckExecutionContext, spec: TableSpec) -> dg.AssetCheckResult:
+    """Validate one table in a check of its own (the mart checks)."""
     tags = dict(context.run.tags) if context.run else {}
     config = config_for_run(tags, _org_picklists())
     spec = next((s for s in all_raw_specs(config) if s.label == spec.label), spec)
@@ -197,29 +222,65 @@ def run_check(context: AssetCheckExecutionContext, spec: TableSpec) -> dg.AssetC
     if result.severity == ERROR or blocked:
         # the gate blocks this run: the report asset will not run, render here
         report = _render_report(context.run.run_id) or report
-    if result.severity == ERROR:
-        context.log.error(gate_line(result))
-    else:
-        context.log.info(
-            f"quality {result.label}: score {result.score:.2%} >= {result.gate:.0%}, "
-            f"{result.counts.quarantined_rows} rows quarantined -> {result.severity} "
-            f"[{result.evaluation}]"
-        )
-    for finding in result.findings:
-        context.log.warning(f"quality {result.label}: WARN {finding}")
+    _log_result(context, result)
     return to_check_result(result, report)
 
 
-def build_quality_check(spec: TableSpec, asset_key: dg.AssetKey | None = None):
-    """A blocking asset check for one raw table."""
-    key = asset_key or raw_asset_key(spec)
-    hard = sorted({r.name.split(".", 1)[1] for r in spec.rules if r.hard})
+def run_gates(
+    context: AssetCheckExecutionContext, gates: Sequence[tuple[dg.AssetKey, TableSpec]]
+) -> Iterator[dg.AssetCheckResult]:
+    """Validate the gates' tables in one step: one warehouse connection, one GX session, the
+    parents' load counts and the catalog read once; one `AssetCheckResult` per table.
 
-    @dg.asset_check(
+    The results are yielded once every table is validated (a run the gate blocks renders the
+    report first, so each result can point at it). A table that cannot be validated (missing,
+    an unexpected error) gets no result; the others still do, then the step fails with the
+    reason (as the table's own step did before).
+    """
+    from quality_checks import store
+    from quality_checks.validate import open_run
+
+    tags = dict(context.run.tags) if context.run else {}
+    run_id = context.run.run_id
+    warehouse = paths().warehouse
+    engine = engine_for_run()
+    done: list[tuple[dg.AssetKey, TableResult]] = []
+    failed: list[tuple[str, Exception]] = []
+    with open_run(warehouse) as cache:
+        config = config_for_run(tags, store.read_picklists(cache.con))
+        current = {s.label: s for s in all_raw_specs(config)}
+        for i, (key, spec) in enumerate(gates, 1):
+            spec = current.get(spec.label, spec)
+            context.log.debug(f"quality: validating {spec.label} ({i}/{len(gates)})")
+            try:
+                result = validate_table(
+                    warehouse, spec, config, run_id=run_id, engine=engine, cache=cache
+                )
+            except Exception as e:  # the other tables are still validated and reported
+                log.exception("quality %s: the gate could not validate the table", spec.label)
+                failed.append((spec.label, e))
+                continue
+            _log_result(context, result)
+            done.append((key, result))
+    report = latest_report_path()
+    blocked = any(r.severity == ERROR or r.run_blocked for _, r in done)
+    if blocked:  # the gate blocks this run: the report asset will not run, render here
+        report = _render_report(run_id) or report
+    for key, result in done:
+        yield to_check_result(result, report, key)
+    if failed:
+        raise dg.Failure(
+            description="the data-quality gate could not validate "
+            + "; ".join(f"{label}: {type(e).__name__}: {e}" for label, e in failed)[:4000]
+        ) from failed[0][1]
+
+
+def _gate_spec(spec: TableSpec, key: dg.AssetKey) -> dg.AssetCheckSpec:
+    hard = sorted({r.name.split(".", 1)[1] for r in spec.rules if r.hard})
+    return dg.AssetCheckSpec(
+        CHECK_NAME,
         asset=key,
-        name=CHECK_NAME,
         blocking=True,
-        pool=WAREHOUSE_POOL,
         description=(
             f"Data-quality gate for {spec.label}: {len(spec.rules)} expectations "
             f"(Great Expectations over DuckDB). Passes at >= 98% row-weighted score with every "
@@ -227,15 +288,55 @@ def build_quality_check(spec: TableSpec, asset_key: dg.AssetKey | None = None):
         ),
         metadata={"table": spec.label},
     )
-    def _check(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        return run_check(context, spec)
-
-    return _check
 
 
-def build_quality_checks(specs: Sequence[TableSpec] | None = None) -> list:
+def build_gates(
+    specs: Sequence[TableSpec],
+    name: str = GATES_STEP,
+    asset_keys: dict[str, dg.AssetKey] | None = None,
+) -> dg.AssetChecksDefinition:
+    """One step running the blocking `data_quality_gate` check of every table in `specs`.
+
+    Each table keeps its own check (key `<table asset>:data_quality_gate`, blocking, with its
+    description and metadata); the step can run any subset of them (`can_subset`). A result
+    below the gate fails the step, which stops every asset downstream of the step's checks.
+    `asset_keys`: label -> asset key where it is not `[schema, table]`.
+    """
+    gates = [((asset_keys or {}).get(s.label) or raw_asset_key(s), s) for s in specs]
+
+    @dg.multi_asset_check(
+        specs=[_gate_spec(s, k) for k, s in gates],
+        name=name,
+        can_subset=True,
+        pool=WAREHOUSE_POOL,
+        description=(
+            f"Blocking data-quality gates of {len(gates)} raw tables, validated in one step "
+            "(one warehouse connection and one Great Expectations session)."
+        ),
+    )
+    def _gates(context: AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        selected = context.selected_asset_check_keys
+        yield from run_gates(
+            context, [(k, s) for k, s in gates if dg.AssetCheckKey(k, CHECK_NAME) in selected]
+        )
+
+    return _gates
+
+
+def build_quality_check(spec: TableSpec, asset_key: dg.AssetKey | None = None):
+    """A blocking asset check for one raw table, in a step of its own."""
+    key = asset_key or raw_asset_key(spec)
+    return build_gates(
+        [spec], name=f"{spec.schema}__{spec.table}_{CHECK_NAME}", asset_keys={spec.label: key}
+    )
+
+
+def build_quality_checks(
+    specs: Sequence[TableSpec] | None = None, name: str = GATES_STEP
+) -> list[dg.AssetChecksDefinition]:
+    """The blocking gates of `specs` (default: every raw table), all in one step."""
     specs = specs or all_raw_specs(config_for_run())
-    return [build_quality_check(s) for s in specs]
+    return [build_gates(specs, name)]
 
 
 def build_mart_check(asset_key: dg.AssetKey, schema: str, table: str):

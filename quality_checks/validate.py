@@ -12,7 +12,11 @@ call. Engines:
 
 Both engines evaluate incrementally when the state of the last evaluation allows
 (quality_checks.incremental): only the candidate rows are validated (GX through a query asset
-over them), with the same results as a full evaluation.
+over them), with the same results as a full evaluation; a table with no candidate row is not
+sent to GX at all (nothing to validate; its freshness comes from the SQL pass).
+
+The tables of a run share one warehouse connection and one GX session reading through it
+(`open_run`); `validate_table` without one opens its own for the table.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -74,20 +79,50 @@ class _Ticker:
 
 
 class RunCache:
-    """What the tables of one run share: the catalog and the parents' load ids (the quality
-    stage never writes raw tables, so they cannot change during a run) and, with the SQL engine,
-    one open connection (one open/close of the file per run instead of per table)."""
+    """What the tables of one run share: the open warehouse connection, the catalog and the
+    parents' load ids (the quality stage never writes raw tables, so they cannot change during
+    a run) and one Great Expectations session reading through that connection (one open of the
+    file and one GX context per run instead of per table). Open one with `open_run`."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection | None = None, warehouse: Path | str | None = None
+    ) -> None:
         self.con = con
+        self.warehouse = warehouse
         self.columns: dict[tuple[str, str], set[str]] | None = None
         self.parent_counts: dict[str, dict[str, int] | None] = {}
         self.schema_ready = False
+        self._gx = None
 
     def table_columns(self, con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], set[str]]:
         if self.columns is None:
             self.columns = sql_engine.all_columns(con)
         return self.columns
+
+    def gx_session(self, warehouse: Path | str):
+        """The run's GX session (created on first use: GX is imported only when needed)."""
+        if self._gx is None:
+            from quality_checks import gx_engine
+
+            self._gx = gx_engine.Session(warehouse, self.con)
+        return self._gx
+
+    def close_gx(self) -> None:
+        if self._gx is not None:
+            gx, self._gx = self._gx, None
+            gx.close()
+
+
+@contextlib.contextmanager
+def open_run(warehouse: Path | str) -> Iterator[RunCache]:
+    """One connection to the warehouse (and a GX session on it, when a table needs GX) for the
+    tables of a run; both closed on exit, so the file is released."""
+    with store.connect(warehouse) as con:
+        cache = RunCache(con, warehouse)
+        try:
+            yield cache
+        finally:
+            cache.close_gx()
 
 
 def validate_table(
@@ -109,217 +144,214 @@ def validate_table(
     failures (requires write). Without quarantine, hard rules must hold on every live row.
     `config.incremental`: validate only the rows that can have changed since the last evaluation
     when its state allows (see quality_checks.incremental); the results are the same.
-    `cache`: shared by the tables of one run (`validate_tables`); with the SQL engine its open
-    connection is used (and left open).
+    `cache`: shared by the tables of one run (`open_run`, `validate_tables`): its open
+    connection and GX session are used (and left open).
     """
     if engine not in ("gx", "sql"):
         raise ValueError(f"engine must be 'gx' or 'sql', got {engine!r}")
+    if cache is None or cache.con is None:
+        with open_run(warehouse) as run:
+            return validate_table(
+                warehouse, spec, config, run_id, checked_at, engine, write, quarantine, run
+            )
     t0 = time.perf_counter()
     run_id = run_id or new_run_id()
     checked_at = checked_at or dt.datetime.now(dt.UTC)
     quarantine = quarantine and write and spec.quarantine
 
-    shared = cache is not None and cache.con is not None and engine == "sql"
-    cache = cache if cache is not None else RunCache()
     phases: dict[str, float] = {}
     tick = _Ticker(phases)
-    with contextlib.ExitStack() as stack:
-        con = cache.con if shared else stack.enter_context(store.connect(warehouse))
-        tick("open")
-        cols = cache.table_columns(con).get((spec.schema, spec.table))
-        if cols is None:
-            raise TableMissingError(
-                f"table {spec.label} does not exist in {warehouse}: materialize its raw asset "
-                "first (the quality check validates what extraction loaded)"
-            )
-        spec, skipped = sql_engine.applicable(spec, cols, set(cache.table_columns(con)))
-        for s in skipped:
-            log.warning("%s: rule skipped: %s", spec.label, s)
-        fresh_rules = sql_engine.freshness_rules(spec)
-        row_spec = sql_engine.row_spec(spec)
-        track = write and spec.load_id_sql is not None
-        plan = incremental.plan(
-            con,
-            row_spec,
-            cols,
-            config.as_of,
-            enabled=config.incremental and track,
-            catalog=cache.table_columns(con),
-            parent_cache=cache.parent_counts,
+    con = cache.con
+    cols = cache.table_columns(con).get((spec.schema, spec.table))
+    if cols is None:
+        raise TableMissingError(
+            f"table {spec.label} does not exist in {warehouse}: materialize its raw asset "
+            "first (the quality check validates what extraction loaded)"
         )
-        tick("plan")
-        source = None
-        eval_spec = row_spec
-        if plan.incremental:
-            eval_spec = incremental.windowed(row_spec)
-            incremental.write_candidates(con, eval_spec, plan)
-            source = incremental.materialize_candidates(con, eval_spec, plan)
-            eval_spec = incremental.windowed(row_spec, restrict_parents=True)
-            tick("candidates")
-        log.info("quality %s: %s", spec.label, plan.describe())
+    spec, skipped = sql_engine.applicable(spec, cols, set(cache.table_columns(con)))
+    for s in skipped:
+        log.warning("%s: rule skipped: %s", spec.label, s)
+    fresh_rules = sql_engine.freshness_rules(spec)
+    row_spec = sql_engine.row_spec(spec)
+    track = write and spec.load_id_sql is not None
+    plan = incremental.plan(
+        con,
+        row_spec,
+        cols,
+        config.as_of,
+        enabled=config.incremental and track,
+        catalog=cache.table_columns(con),
+        parent_cache=cache.parent_counts,
+    )
+    tick("plan")
+    source = None
+    eval_spec = row_spec
+    if plan.incremental:
+        eval_spec = incremental.windowed(row_spec)
+        incremental.write_candidates(con, eval_spec, plan)
+        source = incremental.materialize_candidates(con, eval_spec, plan)
+        eval_spec = incremental.windowed(row_spec, restrict_parents=True)
+        tick("candidates")
+    log.info("quality %s: %s", spec.label, plan.describe())
 
-        gx_results: dict = {}
-        errors: list[str] = []
-        if engine == "gx":
-            from quality_checks import gx_engine
+    gx_results: dict = {}
+    errors: list[str] = []
+    # no candidate row: nothing can fail and GX has no row to validate (freshness, a
+    # table-level max(), is evaluated by the SQL pass below either way)
+    gx_skipped = engine == "gx" and plan.incremental and not plan.candidates
+    if engine == "gx" and not gx_skipped:
+        from quality_checks import gx_engine
 
-            # GX opens its own engine on the file: close ours first (one connection at a time).
-            stack.close()
-            try:
-                # no candidate row: nothing can fail, GX checks the table-level rules only
-                gx_rules = [] if plan.incremental and not plan.candidates else eval_spec.rules
-                gx_results, _ = gx_engine.run_suite(
-                    warehouse,
-                    eval_spec.with_rules([*gx_rules, *fresh_rules]),
-                    run_name=run_id,
-                    query=source,
-                )
-            except Exception as e:  # a GX failure fails the gate; the SQL pass still reports
-                log.exception("%s: Great Expectations validation failed", spec.label)
-                errors.append(f"Great Expectations failed: {type(e).__name__}: {e}"[:2000])
-            tick("gx")
-            con = stack.enter_context(store.connect(warehouse))
-            tick("open")
-        if write and not (shared and cache.schema_ready):
-            store.ensure_schema(con)
-            cache.schema_ready = shared
-        reuse = plan.reuse_checked if plan.incremental else None
-        if reuse is not None and set(reuse.get("rules", {})) != {r.name for r in eval_spec.rules}:
-            reuse = None
-        counts = sql_engine.count(
-            con,
-            _sql_pass_spec(eval_spec, gx_results, config),
-            source,
-            incremental.new_rows_of(eval_spec, plan, source) if reuse is not None else None,
-            reuse,
-        )
-        tick("sql_pass")
-        # GX validated the candidate rows only: compare its checked counts with theirs.
-        compare_checked = counts.checked
-        if engine == "gx" and source is not None:
-            _, compare_checked = sql_engine.checked_counts(con, eval_spec, source)
-        tick("gx_compare")
-        stale = sql_engine.freshness(con, spec)
-        tick("freshness")
-        rules: list[RuleResult] = []
-        findings: list[str] = []
-        for r in [*eval_spec.rules, *fresh_rules]:
-            if r.kind == FRESH:
-                is_stale, newest = stale[r.name]
-                sql_checked, sql_failed = 1, int(is_stale)
-                if is_stale:
-                    findings.append(
-                        f"stale: newest {r.column} is {newest or 'missing'}, older than "
-                        f"{r.gx_args['min_value']} ({r.description})"
-                    )
-            else:
-                sql_checked, sql_failed = counts.checked[r.name], counts.failed[r.name]
-            checked, failed, used = sql_checked, sql_failed, "sql"
-            if engine == "gx":
-                g = gx_results.get(r.name)
-                if g is None and r.kind != FRESH and plan.incremental and not plan.candidates:
-                    pass  # not sent to GX: no candidate row (see above)
-                elif g is None:
-                    if gx_results:
-                        errors.append(f"{r.name}: GX returned no result")
-                elif g.error:
-                    errors.append(f"{r.name}: GX error: {g.error}")
-                else:
-                    used = "gx"
-                    failed = g.failed
-                    gx_checked = g.checked
-                    want = sql_checked if r.kind == FRESH else compare_checked[r.name]
-                    if gx_checked is None:
-                        gx_checked = want
-                    if failed != sql_failed or gx_checked != want:
-                        errors.append(
-                            f"{r.name}: GX and SQL disagree (GX checked={gx_checked} "
-                            f"failed={failed}, SQL checked={want} failed={sql_failed}); GX may "
-                            "have read another table"
-                        )
-            rules.append(
-                RuleResult(
-                    r.name,
-                    r.dimension,
-                    r.column,
-                    r.kind,
-                    r.hard,
-                    r.soft,
-                    checked,
-                    failed,
-                    r.description,
-                    used,
-                )
-            )
-        sample = sql_engine.samples(con, eval_spec, config.sample_per_rule, config.sample_max)
-        tick("samples")
-        quarantined = 0
-        con.execute("BEGIN")
         try:
-            if quarantine:
-                quarantined = sql_engine.replace_quarantine(
-                    con, eval_spec, spec.object, checked_at.astimezone(dt.UTC).replace(tzinfo=None)
-                )
-            downstream = sql_engine.hard_failed_downstream(con, eval_spec, spec.object, quarantine)
-            result = TableResult(
-                object=spec.object,
-                label=spec.label,
-                rules=rules,
-                counts=RowCounts(
-                    rows=counts.rows,
-                    failed_rows=counts.failed_rows,
-                    dim_checked=counts.dim_checked,
-                    dim_failed=counts.dim_failed,
-                    hard_failed_rows=counts.hard_failed_rows,
-                    quarantined_rows=quarantined,
-                    hard_failed_downstream=downstream,
-                ),
-                gate=config.gate,
-                samples=sample,
-                skipped=skipped,
-                errors=errors,
-                engine=engine,
-                findings=findings,
-                evaluation=plan.describe(counts.rows),
+            gx_results, _ = gx_engine.run_suite(
+                warehouse,
+                eval_spec.with_rules([*eval_spec.rules, *fresh_rules]),
+                run_name=run_id,
+                query=source,
+                session=cache.gx_session(warehouse),
             )
-            if track and not errors:
-                incremental.save_state(
-                    con,
-                    eval_spec,
-                    plan,
-                    sql_engine.FAIL_TABLE,
-                    config.as_of,
-                    counts.rows,
-                    run_id,
-                    checked_at,
-                    {"rows": counts.rows, "rules": counts.checked, "dims": counts.dim_checked},
+        except Exception as e:  # a GX failure fails the gate; the SQL pass still reports
+            log.exception("%s: Great Expectations validation failed", spec.label)
+            errors.append(f"Great Expectations failed: {type(e).__name__}: {e}"[:2000])
+        tick("gx")
+    if write and not cache.schema_ready:
+        store.ensure_schema(con)
+        cache.schema_ready = True
+    reuse = plan.reuse_checked if plan.incremental else None
+    if reuse is not None and set(reuse.get("rules", {})) != {r.name for r in eval_spec.rules}:
+        reuse = None
+    counts = sql_engine.count(
+        con,
+        _sql_pass_spec(eval_spec, gx_results, config),
+        source,
+        incremental.new_rows_of(eval_spec, plan, source) if reuse is not None else None,
+        reuse,
+    )
+    tick("sql_pass")
+    # GX validated the candidate rows only: compare its checked counts with theirs.
+    compare_checked = counts.checked
+    if engine == "gx" and source is not None:
+        _, compare_checked = sql_engine.checked_counts(con, eval_spec, source)
+    tick("gx_compare")
+    stale = sql_engine.freshness(con, spec)
+    tick("freshness")
+    rules: list[RuleResult] = []
+    findings: list[str] = []
+    for r in [*eval_spec.rules, *fresh_rules]:
+        if r.kind == FRESH:
+            is_stale, newest = stale[r.name]
+            sql_checked, sql_failed = 1, int(is_stale)
+            if is_stale:
+                findings.append(
+                    f"stale: newest {r.column} is {newest or 'missing'}, older than "
+                    f"{r.gx_args['min_value']} ({r.description})"
                 )
-            elif write:
-                # an evaluation with errors leaves no state: the next one is full
+        else:
+            sql_checked, sql_failed = counts.checked[r.name], counts.failed[r.name]
+        checked, failed, used = sql_checked, sql_failed, "sql"
+        if engine == "gx":
+            g = gx_results.get(r.name)
+            if g is None and gx_skipped:
+                pass  # not sent to GX: no candidate row (see above)
+            elif g is None:
+                if gx_results:
+                    errors.append(f"{r.name}: GX returned no result")
+            elif g.error:
+                errors.append(f"{r.name}: GX error: {g.error}")
+            else:
+                used = "gx"
+                failed = g.failed
+                gx_checked = g.checked
+                want = sql_checked if r.kind == FRESH else compare_checked[r.name]
+                if gx_checked is None:
+                    gx_checked = want
+                if failed != sql_failed or gx_checked != want:
+                    errors.append(
+                        f"{r.name}: GX and SQL disagree (GX checked={gx_checked} "
+                        f"failed={failed}, SQL checked={want} failed={sql_failed}); GX may "
+                        "have read another table"
+                    )
+        rules.append(
+            RuleResult(
+                r.name,
+                r.dimension,
+                r.column,
+                r.kind,
+                r.hard,
+                r.soft,
+                checked,
+                failed,
+                r.description,
+                used,
+            )
+        )
+    sample = sql_engine.samples(con, eval_spec, config.sample_per_rule, config.sample_max)
+    tick("samples")
+    quarantined = 0
+    con.execute("BEGIN")
+    try:
+        if quarantine:
+            quarantined = sql_engine.replace_quarantine(
+                con, eval_spec, spec.object, checked_at.astimezone(dt.UTC).replace(tzinfo=None)
+            )
+        downstream = sql_engine.hard_failed_downstream(con, eval_spec, spec.object, quarantine)
+        result = TableResult(
+            object=spec.object,
+            label=spec.label,
+            rules=rules,
+            counts=RowCounts(
+                rows=counts.rows,
+                failed_rows=counts.failed_rows,
+                dim_checked=counts.dim_checked,
+                dim_failed=counts.dim_failed,
+                hard_failed_rows=counts.hard_failed_rows,
+                quarantined_rows=quarantined,
+                hard_failed_downstream=downstream,
+            ),
+            gate=config.gate,
+            samples=sample,
+            skipped=skipped,
+            errors=errors,
+            engine=engine,
+            findings=findings,
+            evaluation=plan.describe(counts.rows),
+        )
+        if track and not errors:
+            incremental.save_state(
+                con,
+                eval_spec,
+                plan,
+                sql_engine.FAIL_TABLE,
+                config.as_of,
+                counts.rows,
+                run_id,
+                checked_at,
+                {"rows": counts.rows, "rules": counts.checked, "dims": counts.dim_checked},
+            )
+        elif write:
+            # an evaluation with errors leaves no state: the next one is full
+            con.execute(f'DELETE FROM {store.SCHEMA}.eval_state WHERE "table" = ?', [spec.label])
+            incremental.clear_candidates(con, spec)
+        result.seconds = time.perf_counter() - t0
+        if write:
+            store.write_run(con, result, run_id, checked_at)
+            result.run_blocked = bool(
                 con.execute(
-                    f'DELETE FROM {store.SCHEMA}.eval_state WHERE "table" = ?', [spec.label]
-                )
+                    f"SELECT count(*) FROM {store.SCHEMA}.table_scores WHERE run_id = ? "
+                    "AND severity = ?",
+                    [run_id, ERROR],
+                ).fetchall()[0][0]
+            )
+        con.execute("COMMIT")
+        tick("write")
+    except Exception:
+        con.execute("ROLLBACK")
+        if plan.incremental:
+            with contextlib.suppress(duckdb.Error):
                 incremental.clear_candidates(con, spec)
-            result.seconds = time.perf_counter() - t0
-            if write:
-                store.write_run(con, result, run_id, checked_at)
-                result.run_blocked = bool(
-                    con.execute(
-                        f"SELECT count(*) FROM {store.SCHEMA}.table_scores WHERE run_id = ? "
-                        "AND severity = ?",
-                        [run_id, ERROR],
-                    ).fetchall()[0][0]
-                )
-            con.execute("COMMIT")
-            tick("write")
-        except Exception:
-            con.execute("ROLLBACK")
-            if plan.incremental:
-                with contextlib.suppress(duckdb.Error):
-                    incremental.clear_candidates(con, spec)
-            raise
-        finally:
-            sql_engine.drop_temp(con)
+        raise
+    finally:
+        sql_engine.drop_temp(con)
     result.phases = {k: round(v, 4) for k, v in phases.items()}
     log.info(
         "quality %s: score %.2f%% (%d/%d rows fail, %d quarantined) -> %s in %.2fs",
@@ -343,14 +375,12 @@ def validate_tables(
     write: bool = True,
     skip_missing: bool = True,
 ) -> list[TableResult]:
-    """Validate several tables in one run (same run_id/checked_at); missing tables are skipped."""
+    """Validate several tables in one run (same run_id/checked_at, one connection and one GX
+    session); missing tables are skipped."""
     run_id = run_id or new_run_id()
     checked_at = dt.datetime.now(dt.UTC)
     out = []
-    with contextlib.ExitStack() as stack:
-        # GX opens its own engine per table (ours must be closed meanwhile): share only with SQL
-        con = stack.enter_context(store.connect(warehouse)) if engine == "sql" else None
-        cache = RunCache(con)
+    with open_run(warehouse) as cache:
         for i, spec in enumerate(specs, 1):
             log.info("quality: validating %s (%d/%d)", spec.label, i, len(specs))
             try:

@@ -18,6 +18,7 @@ import pytest
 from quality_checks.checks import (
     AS_OF_TAG,
     CHECK_NAME,
+    GATES_STEP,
     QUALITY_REPORT_KEY,
     build_quality_check,
     build_quality_checks,
@@ -311,11 +312,139 @@ def test_gate_passes_downstream_at_default_rate(tmp_path, monkeypatch, default_o
     assert (home / "reports" / "data_quality" / "latest.html").exists()
 
 
+def _raw_stand_in(table: str):
+    """Stand-in for the extraction asset of salesforce.<table> (the table is already loaded)."""
+
+    @dg.asset(key=["salesforce", table], group_name="salesforce")
+    def raw() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"table": table})
+
+    return raw
+
+
+def test_one_step_gates_every_table_and_a_failure_blocks_the_step(tmp_path, monkeypatch):
+    """The gates of several tables run in one step: each table keeps its own blocking check
+    and result (scores from the planted truth); one table below the gate fails the step, so
+    nothing downstream of the step runs, and the report is rendered once for the run."""
+    import reports.quality_report as qr
+
+    renders = []
+    real_write = qr.write_report
+
+    def counting(*args, **kwargs):
+        renders.append(kwargs.get("run_id"))
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(qr, "write_report", counting)
+    org = generate("small", seed=5, end=END, defect_rate=0.03)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("SALESOPS_HOME", str(home))
+    load_into_duckdb(org, home / "warehouse.duckdb")
+    ran = []
+    raws = [_raw_stand_in(t) for t in ("opportunity", "user")]
+
+    @dg.asset(key=["marts", "users"], deps=[raws[1].key])
+    def users_mart() -> None:
+        ran.append("users")
+
+    @dg.asset(key=["marts", "opportunities"], deps=[raws[0].key])
+    def opportunities_mart() -> None:
+        ran.append("opportunities")
+
+    cfg = QualityConfig(as_of=org.as_of)
+    gates = build_quality_checks([spec_for("Opportunity", cfg), spec_for("User", cfg)])
+    assert len(gates) == 1 and len(gates[0].check_keys) == 2
+    assert all(s.blocking for s in gates[0].check_specs)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [*raws, users_mart, opportunities_mart, *gates],
+        instance=instance,
+        tags={AS_OF_TAG: org.as_of.isoformat()},
+        raise_on_error=False,
+    )
+    evals = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+    assert set(evals) == {"opportunity", "user"}
+    assert {e.check_name for e in evals.values()} == {CHECK_NAME}
+    opp, user = evals["opportunity"], evals["user"]
+    assert not opp.passed and opp.severity == dg.AssetCheckSeverity.ERROR
+    rows = org.tables["Opportunity"].num_rows
+    injected = _expected_failing_ids(org, "Opportunity")
+    assert opp.metadata["score"].value == pytest.approx(1 - len(injected) / rows, abs=1e-9)
+    assert user.passed and user.metadata["score"].value == 1.0
+    assert user.metadata["rows"].value == _live_rows(org, "User")
+    # one step evaluated both tables; it failed, so nothing downstream of it ran
+    steps = {e.step_key for e in instance.all_logs(result.run_id) if e.step_key}
+    assert GATES_STEP in steps
+    assert not any(k.endswith("_data_quality_gate") and k != GATES_STEP for k in steps)
+    failed = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failed] == [GATES_STEP]
+    assert ran == [] and not result.success
+    # the run is blocked: the report was rendered once, and both results point at it
+    assert renders == [result.run_id]
+    assert opp.metadata["report"].value == user.metadata["report"].value
+    assert Path(opp.metadata["report"].value).exists()
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    try:
+        scored = con.execute(
+            'SELECT "table", severity FROM quality.table_scores WHERE run_id = ? ORDER BY 1',
+            [result.run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    assert scored == [("salesforce.opportunity", "ERROR"), ("salesforce.user", "OK")]
+
+
+def test_one_step_runs_the_selected_tables_and_reports_a_missing_one(
+    tmp_path, monkeypatch, default_org
+):
+    """Selecting one table runs only its gate (the step is subsettable); a table the step
+    cannot validate (not loaded) gets no result, the others do, and the step fails saying
+    what to fix."""
+    org, path = default_org
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("SALESOPS_HOME", str(home))
+    shutil.copy(path, home / "warehouse.duckdb")
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("DROP TABLE salesforce.product2")
+    con.close()
+    cfg = QualityConfig(as_of=org.as_of)
+    raws = [_raw_stand_in(t) for t in ("user", "product2", "account")]
+    gates = build_quality_checks([spec_for(o, cfg) for o in ("User", "Product2", "Account")])
+    instance = dg.DagsterInstance.ephemeral()
+    tags = {AS_OF_TAG: org.as_of.isoformat()}
+    only_user = dg.materialize(
+        [*raws, *gates],
+        instance=instance,
+        tags=tags,
+        selection=dg.AssetSelection.assets(raws[0].key),
+    )
+    assert [e.asset_key.path[-1] for e in only_user.get_asset_check_evaluations()] == ["user"]
+    both = dg.materialize(
+        [*raws, *gates],
+        instance=instance,
+        tags=tags,
+        selection=dg.AssetSelection.assets(raws[1].key, raws[2].key),
+        raise_on_error=False,
+    )
+    evals = both.get_asset_check_evaluations()
+    assert [e.asset_key.path[-1] for e in evals] == ["account"]
+    assert evals[0].passed or evals[0].severity == dg.AssetCheckSeverity.WARN
+    failure = next(e for e in both.all_events if e.is_step_failure)
+    text = str(failure.event_specific_data.error)
+    assert "salesforce.product2" in text and "materialize its raw asset" in text
+
+
 def test_checks_load_into_definitions_for_every_raw_table():
     # what `from quality_checks import quality_checks, quality_assets` returns
     quality_checks, quality_assets = build_quality_checks(), [quality_report]
-    assert len(quality_checks) == len(OBJECTS) + 2
-    raw = [dg.AssetSpec(k.asset_key) for c in quality_checks for k in c.check_keys]
+    # one step (op) holds a check per raw table: every Salesforce object + the 2 marketing tables
+    assert len(quality_checks) == 1
+    keys = [k for c in quality_checks for k in c.check_keys]
+    assert len(keys) == len(set(keys)) == len(OBJECTS) + 2
+    assert {k.name for k in keys} == {CHECK_NAME}
+    raw = [dg.AssetSpec(k.asset_key) for k in keys]
     defs = dg.Definitions(assets=[*raw, *quality_assets], asset_checks=quality_checks)
     graph = defs.resolve_asset_graph()
     check_keys = graph.asset_check_keys

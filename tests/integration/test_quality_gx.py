@@ -132,8 +132,8 @@ def _tamper(monkeypatch, name: str, **changes):
     """Make GX report other numbers for one rule, as if it had read another table."""
     real = gx_engine.run_suite
 
-    def tampered(path, spec, rows=None, run_name="x", query=None):
-        res, stats = real(path, spec, rows, run_name, query)
+    def tampered(path, spec, rows=None, run_name="x", query=None, session=None):
+        res, stats = real(path, spec, rows, run_name, query, session)
         res[name] = dataclasses.replace(res[name], **changes)
         return res, stats
 
@@ -224,3 +224,20 @@ def test_mart_invariants_through_gx(tmp_path):
     assert all(r.engine == "gx" for r in wf.rules + cr.rules)
     assert (wf.counts.failed_rows, cr.counts.failed_rows) == (1, 2)
     assert not wf.passed and not cr.passed
+
+
+def test_expectations_compute_their_configuration_once_and_again_after_a_change():
+    """Our GX expectations cache `configuration` (GX rebuilds it for every kwarg it reads); the
+    cache equals GX's own and is dropped when a field changes."""
+    spec = spec_for("Opportunity", QualityConfig(as_of=AS_OF))
+    rule = next(r for r in spec.rules if r.name == "opportunity.type.in_set")
+    e = gx_engine.expectation_for(rule, spec)
+    first = e.configuration
+    assert e.configuration is first
+    assert first.kwargs["column"] == rule.column and first.meta["rule"] == rule.name
+    stock = gx_engine._gx().expectations.ExpectColumnValuesToBeInSet(
+        column=rule.column, value_set=rule.gx_args["value_set"], meta=first.meta
+    )
+    assert stock.configuration.kwargs == first.kwargs
+    e.column = "other_column"
+    assert e.configuration is not first and e.configuration.kwargs["column"] == "other_column"

@@ -91,6 +91,8 @@ def week(tmp_path_factory):
     shutil.copy(inc, full)
     # the same week-1 state, evaluated table by table without the run's shared cache
     shutil.copy(inc, d / "per_table.duckdb")
+    # and once more, for one GX run over every table
+    shutil.copy(inc, d / "gx_run.duckdb")
     orphaned = [
         i
         for i, o in zip(hist["Id"].to_pylist(), hist["OpportunityId"].to_pylist(), strict=True)
@@ -104,6 +106,7 @@ def week(tmp_path_factory):
         "orphan_task": set(orphan_task),
         "written": written,
         "per_table": d / "per_table.duckdb",
+        "gx_run": d / "gx_run.duckdb",
     }
     assert len(neg) == 2 and len(bad_lead) == 3 and orphaned
     return inc, full, planted, org2.as_of
@@ -199,6 +202,51 @@ def test_run_cache_and_shared_connection_change_no_result(week, compared, monkey
     shutil.copy(path, again)
     validate_tables(again, salesforce_specs(cfg), cfg, run_id="week-2c", engine="sql")
     assert opened == [again]  # one connection for the whole run
+
+
+def test_one_gx_session_for_the_run_equals_a_full_evaluation(week, compared, monkeypatch):
+    """The GX engine over every table in one run: one connection, one GX session reading
+    through it (it must see each table's candidate rows, written after the session opened),
+    GX only for tables with candidate rows; every result equals the full SQL evaluation."""
+    from quality_checks import gx_engine, store
+
+    _, full, _, as_of = week
+    _, b = compared
+    sessions, suites, opened = [], [], []
+    real_session, real_suite, real_connect = gx_engine.Session, gx_engine.run_suite, store.connect
+
+    def session(*args, **kwargs):
+        sessions.append(args)
+        return real_session(*args, **kwargs)
+
+    def suite(path, spec, *args, **kwargs):
+        suites.append(spec.label)
+        return real_suite(path, spec, *args, **kwargs)
+
+    def connect(*args, **kwargs):
+        opened.append(args[0])
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(gx_engine, "Session", session)
+    monkeypatch.setattr(gx_engine, "run_suite", suite)
+    monkeypatch.setattr(store, "connect", connect)
+    path = week[2]["gx_run"]
+    cfg = QualityConfig(as_of=as_of)
+    a = {r.object: r for r in validate_tables(path, salesforce_specs(cfg), cfg, "gx-run")}
+    assert set(a) == set(b)
+    assert len(sessions) == 1 and opened == [path]
+    with_candidates = {r.label for r in a.values() if _candidates(r.evaluation)}
+    assert "salesforce.opportunity_history" in with_candidates
+    assert "salesforce.user" not in with_candidates  # nothing changed: no GX at all
+    assert sorted(suites) == sorted(with_candidates)
+    for obj, r in a.items():
+        assert r.evaluation.startswith("incremental"), (obj, r.evaluation)
+        assert r.errors == [], (obj, r.errors)
+        _same(r, b[obj])
+        assert _failing(path, r.label) == _failing(full, b[obj].label), obj
+        if r.label in with_candidates:
+            assert all(x.engine == "gx" for x in r.rules), obj
+    assert _quarantine(path) == _quarantine(full)
 
 
 def _candidates(evaluation: str) -> int:
