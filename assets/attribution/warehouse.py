@@ -138,8 +138,9 @@ def channel_set_counts(con: duckdb.DuckDBPyConnection, table: str = JOURNEYS_TAB
 _PATHS_SQL = """
 with
 codes as (
-    select channel, (row_number() over (order by channel) - 1)::integer as code
-    from (select distinct channel from {source} where channel is not null)
+    -- the channels `path_stats` already read, sorted: code = position (no second scan)
+    select unnest($channels::varchar[]) as channel,
+        unnest(range(len($channels::varchar[])))::integer as code
 ),
 journeys as (
     select
@@ -191,7 +192,9 @@ def path_stats(con: duckdb.DuckDBPyConnection, source: str = JOURNEYS_TABLE) -> 
             f"{source} has {seen[0][1]} touch(es) without a channel: fix the journeys"
         )
     channels = tuple(str(name) for name, _ in seen)
-    table: pa.Table = con.sql(_PATHS_SQL.format(source=source)).to_arrow_table()
+    table: pa.Table = con.sql(
+        _PATHS_SQL.format(source=source), params={"channels": list(channels)}
+    ).to_arrow_table()
     path = table.column("path").combine_chunks()
     lengths = path.value_lengths().to_numpy(zero_copy_only=False).astype(np.int64)
     codes = path.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
@@ -358,6 +361,24 @@ _OPTIONAL = (
 )
 
 
+def touch_view_sql(
+    target: str, source: str = JOURNEYS_TABLE, effects: str = CHANNEL_TABLE, have=None
+) -> str:
+    """`CREATE VIEW target` of the per-touch credits (the columns of
+    `marts.attribution_data_driven`) over the journeys `source` and the channel effects
+    `effects`. The asset defines its view with it; a copy elsewhere (the analysts' file) can
+    define the same view over copies of the two tables: the weekly change is then the changed
+    journeys' rows plus the channel table, not every touch's credit. `have`: the columns of
+    `source` (the optional ones it lacks become typed NULLs; default: all present)."""
+    optional = "".join(
+        f"{col}::{typ} as {col},\n    "
+        if have is None or col in have
+        else f"null::{typ} as {col},\n    "
+        for col, typ in _OPTIONAL
+    )
+    return _TOUCH_SQL.format(target=target, source=source, effects=effects, optional=optional)
+
+
 def _drop_relation(con: duckdb.DuckDBPyConnection, relation: str) -> None:
     schema, name = relation.split(".")
     row = con.execute(
@@ -409,10 +430,6 @@ def build_data_driven(
         sh.method,
     )
     channels = _channel_frame(mk, sh, rate)
-    optional = "".join(
-        f"{col}::{typ} as {col},\n    " if col in have else f"null::{typ} as {col},\n    "
-        for col, typ in _OPTIONAL
-    )
     con.register("_attribution_channels", channels)
     try:
         con.execute("begin transaction")
@@ -436,11 +453,7 @@ def build_data_driven(
                 from _attribution_channels order by attribution_model, channel"""
         )
         _drop_relation(con, touch_table)  # a table from an older version, or the view
-        con.execute(
-            _TOUCH_SQL.format(
-                target=touch_table, source=source, effects=channel_table, optional=optional
-            )
-        )
+        con.execute(touch_view_sql(touch_table, source, channel_table, have))
         con.execute("commit")
     except Exception:
         con.execute("rollback")

@@ -43,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(
-        f"{'object':<24}{'api':>5}{'load':>7}{'loaded':>10}{'total':>10}{'deleted':>9}{'pages':>7}"
+        f"{'object':<24}{'api':>5}{'load':>13}{'loaded':>10}{'total':>10}{'deleted':>9}{'pages':>7}"
     )
     for r in result.objects.values():
         print(
-            f"{r.sobject:<24}{r.mode:>5}{r.load:>7}{r.rows_loaded:>10,}{r.total_rows:>10,}"
+            f"{r.sobject:<24}{r.mode:>5}{r.load:>13}{r.rows_loaded:>10,}{r.total_rows:>10,}"
             f"{r.deleted_rows:>9,}{r.pages:>7}"
         )
     print(f"done in {result.seconds:.1f}s ({result.requests} requests, {result.retries} retries)")

@@ -1,4 +1,5 @@
-"""First loads straight from Arrow pages into DuckDB, beside the fetch (no parquet round trip).
+"""Raw tables written straight from Arrow pages into DuckDB, beside the fetch (no parquet round
+trip): first loads appended, incremental change sets merged on Id.
 
 A first load (the raw table is absent, or empty with exactly the planned columns) is a plain
 append. Through dlt it costs a parquet write of every page in the extract step, then, after the
@@ -18,6 +19,13 @@ the rerun is a first load again. Only a hard kill between two objects leaves com
 without a cursor: the rerun then merges them from scratch (same result, slower). A crash after
 completion but before dlt's load of the (empty) package leaves rows whose load id is not yet in
 `_dlt_loads`; the rerun finishes the pending package first.
+
+Incremental runs merge the same way (`merge` tables): an object's pages are staged in a temporary
+table, then, exactly as dlt's `delete-insert` merge, the rows whose Id is staged are deleted and
+the staged rows inserted, one per Id (the newest `system_modstamp`, dlt's `dedup_sort`). All
+merges of a run share one transaction (a change set is small), committed with the first loads by
+`commit()`: a failed run leaves every merged table as it was, as on the dlt path (nothing of the
+run is applied). No dlt staging table, parquet file, normalize or load job.
 """
 
 from __future__ import annotations
@@ -33,13 +41,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from assets.salesforce.fields import ObjectPlan
+from assets.salesforce.fields import CURSOR_FIELD, ObjectPlan
+from sandbox.schema import snake
 
 logger = logging.getLogger("salesops.salesforce")
 
 LOAD_ID = "_dlt_load_id"
 ROW_KEY = "_dlt_id"
 NOT_NULL = ("id", ROW_KEY, LOAD_ID)
+CURSOR = snake(CURSOR_FIELD)
+MAY_EXIST = "_sf_may_exist"  # optional staged column: False = the Id cannot be stored yet
 ROW_GROUP = 122_880  # DuckDB's row group: inserts of whole ones are written once, compressed
 # rows per insert: 1 whole row group. With 4 per insert DuckDB writes them in parallel (the
 # loader thread is busy less) but leaves partial row groups that the final checkpoint rewrites:
@@ -83,8 +94,17 @@ class DirectLoader:
         dataset: str,
         max_pages: int = 3,
         log: Any = None,
+        merge: Iterable[str] = (),
     ) -> None:
         self.dataset = dataset
+        # tables merged on id (incremental runs) rather than appended: one transaction for all,
+        # on a cursor of their own (first loads commit per object on `_cur`)
+        self._merge = frozenset(merge)
+        self._mcur = conn.cursor() if self._merge else None
+        self._mbegan = False
+        self._staged = 0  # rows in the staging table of the object being merged
+        self.replaced = 0  # existing rows replaced by merges (changed or deleted records)
+        self.delete_skipped = 0  # merges of new records only: no delete (no id column scan)
         self.log = log or logger
         self._cur = conn.cursor()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pages)
@@ -132,13 +152,20 @@ class DirectLoader:
         if self._began:  # pages put without `finish`
             self._cur.commit()
             self._began = False
+        if self._mbegan:
+            self._mcur.commit()
+            self._mbegan = False
         self._committed = True
         if self.rows:
             self.log.info(
-                "first loads appended straight into DuckDB: %s rows in %d tables (%.1fs of "
-                "inserts beside the fetch)",
+                "written straight into DuckDB: %s rows in %d tables (%d merged on id, %d of "
+                "them new records only, %s existing rows replaced; %.1fs of writes beside the "
+                "fetch)",
                 f"{sum(self.rows.values()):,}",
                 len(self.rows),
+                len(self._merge & set(self.rows)),
+                self.delete_skipped,
+                f"{self.replaced:,}",
                 self.seconds,
             )
 
@@ -153,12 +180,17 @@ class DirectLoader:
                 pass
             self._queue.put(_STOP)
             self._thread.join(timeout=600)
-        if not self._committed and (self._began or self._filled):
+        if not self._committed and (self._began or self._filled or self._mbegan):
             self._undo()
         self._cur.close()
+        if self._mcur is not None:
+            self._mcur.close()
 
     def _undo(self) -> None:
         try:
+            if self._mbegan:  # every merge of the run
+                self._mcur.rollback()
+                self._mbegan = False
             if self._began:
                 self._cur.rollback()
                 self._began = False
@@ -171,8 +203,9 @@ class DirectLoader:
             self.log.warning("could not undo the direct first loads of this failed run: %s", exc)
             return
         self.log.warning(
-            "direct first loads of this failed run undone (%s): the rerun loads them again",
-            ", ".join(sorted(self._filled)) or "nothing committed yet",
+            "direct loads of this failed run undone (%s): the rerun loads them again",
+            ", ".join(sorted(set(self._filled) | (self._merge & set(self.rows))))
+            or "nothing committed yet",
         )
 
     # -- the thread ----------------------------------------------------------------------------
@@ -227,17 +260,25 @@ class DirectLoader:
         self._created.add(plan.table_name)
         self._filled.setdefault(plan.table_name, not have)
 
-    def _scan(self, name: str, tbl: pa.Table, sql: str, params: list | None = None) -> None:
+    def _scan(
+        self,
+        name: str,
+        tbl: pa.Table,
+        sql: str,
+        params: list | None = None,
+        cur: duckdb.DuckDBPyConnection | None = None,
+    ) -> None:
         """Run `sql` reading the Arrow table `tbl` as `name`; a failed statement aborts the
         transaction, so the unregister then fails too: the statement's error is raised."""
-        self._cur.register(name, tbl)
+        cur = cur or self._cur
+        cur.register(name, tbl)
         try:
-            self._cur.execute(sql, params)
+            cur.execute(sql, params)
         except duckdb.Error:
             with contextlib.suppress(duckdb.Error):
-                self._cur.unregister(name)
+                cur.unregister(name)
             raise
-        self._cur.unregister(name)
+        cur.unregister(name)
 
     def _insert(self, plan: ObjectPlan, page: pa.Table | str, load_id: str) -> None:
         """Insert whole row groups once complete; the rest at `finish`: pages inserted as they
@@ -249,6 +290,9 @@ class DirectLoader:
                 "need objects one after another (dlt EXTRACT__NEXT_ITEM_MODE=fifo)"
             )
         self._open = plan.table_name
+        if plan.table_name in self._merge:
+            self._merge_page(plan, page, load_id)
+            return
         self._begin()
         if plan.table_name not in self._created:
             self._create(plan)
@@ -274,6 +318,68 @@ class DirectLoader:
             rest = rows.slice(whole)
             self._pending, self._pending_rows = [rest], rest.num_rows
 
+    def _merge_page(self, plan: ObjectPlan, page: pa.Table | str, load_id: str) -> None:
+        """Stage a page of a merged object; at `finish`, dlt's delete-insert merge of the
+        staged rows (same statements as dlt's `SqlMergeFollowupJob` for a root table with a
+        primary key and no nested tables)."""
+        cur = self._mcur
+        stage = "_sf_merge_stage"
+        if isinstance(page, str):  # _FINISH
+            self._open = None
+            if not self._staged:
+                return
+            table = f"{_q(self.dataset)}.{_q(plan.table_name)}"
+            have = [
+                r[0]
+                for r in cur.execute(
+                    "select column_name from information_schema.columns where table_schema = ? "
+                    "and table_name = ? order by ordinal_position",
+                    [self.dataset, plan.table_name],
+                ).fetchall()
+            ]
+            if have != dlt_columns(plan):
+                raise RuntimeError(
+                    f"{plan.name}: table {self.dataset}.{plan.table_name} has columns {have}, "
+                    f"expected {dlt_columns(plan)}; it should have gone through dlt"
+                )
+            # dlt: ORDER BY the dedup_sort column (desc), else (SELECT NULL): any row of the Id
+            order = f"{_q(CURSOR)} desc" if plan.has_cursor else "(select null)"
+            # rows flagged as not possibly stored (new records, see source._may_exist) need no
+            # delete: a change set of new records only does not read the table's id column
+            staged = [r[0] for r in cur.execute(f"describe {stage}").fetchall()]
+            flag = f" and s.{MAY_EXIST}" if MAY_EXIST in staged else ""
+            maybe = cur.execute(f"select count(*) from {stage} as s where true{flag}").fetchone()[0]
+            if maybe:
+                row = cur.execute(
+                    f"delete from {table} as d where exists "
+                    f"(select 1 from {stage} as s where d.id = s.id{flag})"
+                ).fetchone()
+                self.replaced += int(row[0]) if row else 0
+            else:
+                self.delete_skipped += 1
+            cols = ", ".join(_q(c) for c in dlt_columns(plan))
+            cur.execute(
+                f"insert into {table} ({cols}) select {cols} from (select row_number() over "
+                f"(partition by id order by {order}) as _dlt_dedup_rn, * from {stage}) "
+                "where _dlt_dedup_rn = 1"
+            )
+            cur.execute(f"drop table {stage}")
+            self.rows[plan.table_name] = self.rows.get(plan.table_name, 0) + self._staged
+            self._staged = 0
+            return
+        if not page.num_rows:
+            return
+        if not self._mbegan:
+            cur.begin()
+            self._mbegan = True
+        select = f"select *, $1::varchar as {LOAD_ID} from _sf_page"
+        if self._staged:
+            sql = f"insert into {stage} by name {select}"
+        else:
+            sql = f"create temp table {stage} as {select}"
+        self._scan("_sf_page", page, sql, [load_id], cur)
+        self._staged += page.num_rows
+
     def _write(self, plan: ObjectPlan, page: pa.Table, load_id: str) -> None:
         self._scan(
             "_sf_page",
@@ -283,6 +389,13 @@ class DirectLoader:
             [load_id],
         )
         self.rows[plan.table_name] = self.rows.get(plan.table_name, 0) + page.num_rows
+
+
+def merge_eligible(plans: Iterable[ObjectPlan], columns: dict[str, list[str]]) -> frozenset[str]:
+    """Objects whose incremental change set can be merged directly: the table exists with
+    exactly dlt's columns (a table lacking a configured column goes through dlt, which adds it;
+    so does one with columns dlt no longer plans)."""
+    return frozenset(p.name for p in plans if columns.get(p.table_name) == dlt_columns(p))
 
 
 def direct_eligible(

@@ -27,7 +27,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 import orchestration.settings as settings  # sets telemetry-off env vars
 from assets.salesforce.client import SalesforceClient, SalesforceError, SalesforceSettings
 from assets.salesforce.convert import ConversionError
-from assets.salesforce.direct import DirectLoader, direct_eligible
+from assets.salesforce.direct import DirectLoader, direct_eligible, merge_eligible
 from assets.salesforce.fields import (
     CURSOR_FIELD,
     DELETED_FIELD,
@@ -75,7 +75,8 @@ class ObjectResult:
     columns: list[str] = field(default_factory=list)
     rows_unchanged: int = 0  # re-read rows (cursor overlap) already loaded: skipped
     # how the rows went in: "direct" (first load appended beside the fetch, direct.py),
-    # "append" (first load through dlt) or "merge" (dlt merge on Id)
+    # "direct_merge" (change set merged on Id beside the fetch, direct.py), "append" (first load
+    # through dlt) or "merge" (dlt merge on Id)
     load: str = "merge"
 
 
@@ -163,30 +164,29 @@ def plan_objects(
 
 
 def _inspect_tables(
-    pipe: Any, plans: Sequence[ObjectPlan]
+    conn: duckdb.DuckDBPyConnection, plans: Sequence[ObjectPlan]
 ) -> tuple[frozenset[str], frozenset[str]]:
     """(first load, ensure table): objects whose raw table does not exist yet or holds no rows
     (appended, not merged), and those plus objects whose table lacks a planned column (they
-    yield their typed empty table even without rows, so dlt creates the table / new column)."""
+    yield their typed empty table even without rows, so dlt creates the table / new column).
+    Read on the run's connection (a dlt `sql_client` costs its configuration resolution)."""
     fresh, ensure = set(), set()
     try:
-        with pipe.sql_client() as c:
-            existing: dict[str, set[str]] = {}
-            for table, column in c.execute_sql(
-                "select table_name, column_name from information_schema.columns "
-                "where table_schema = %s",
-                DATASET,
-            ):
-                existing.setdefault(table, set()).add(column)
-            for plan in plans:
-                if plan.table_name not in existing:
-                    fresh.add(plan.name)
-                    continue
-                rows = c.execute_sql(f'select 1 from "{DATASET}"."{plan.table_name}" limit 1')
-                if not rows:
-                    fresh.add(plan.name)
-                elif not set(plan.columns) <= existing[plan.table_name]:
-                    ensure.add(plan.name)
+        existing: dict[str, set[str]] = {}
+        for table, column in conn.execute(
+            "select table_name, column_name from information_schema.columns where table_schema = ?",
+            [DATASET],
+        ).fetchall():
+            existing.setdefault(table, set()).add(column)
+        for plan in plans:
+            if plan.table_name not in existing:
+                fresh.add(plan.name)
+                continue
+            rows = conn.execute(f'select 1 from "{DATASET}"."{plan.table_name}" limit 1').fetchall()
+            if not rows:
+                fresh.add(plan.name)
+            elif not set(plan.columns) <= existing[plan.table_name]:
+                ensure.add(plan.name)
     except Exception as exc:  # noqa: BLE001  merge is always correct, append only when sure
         logger.info("could not inspect the warehouse (%s); merging every object", exc)
         return frozenset(), frozenset(p.name for p in plans)
@@ -194,13 +194,14 @@ def _inspect_tables(
 
 
 def _direct_objects(
-    conn: duckdb.DuckDBPyConnection, plans: Sequence[ObjectPlan], fresh: frozenset[str]
-) -> frozenset[str]:
-    """First loads that can be appended straight into DuckDB (see direct.py): the table is
-    absent, or empty with exactly dlt's columns."""
-    candidates = [p for p in plans if p.name in fresh]
-    if not candidates:
-        return frozenset()
+    conn: duckdb.DuckDBPyConnection,
+    plans: Sequence[ObjectPlan],
+    fresh: frozenset[str],
+    ensure: frozenset[str],
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(appended, merged): first loads that can be appended straight into DuckDB (the table is
+    absent, or empty with exactly dlt's columns) and incremental objects that can be merged
+    straight into it (the table has exactly dlt's columns); see direct.py."""
     columns: dict[str, list[str]] = {}
     for table, column in conn.execute(
         "select table_name, column_name from information_schema.columns "
@@ -208,13 +209,15 @@ def _direct_objects(
         [DATASET],
     ).fetchall():
         columns.setdefault(table, []).append(column)
+    candidates = [p for p in plans if p.name in fresh]
     empty = set()
     for plan in candidates:
         if plan.table_name in columns:
             got = conn.execute(f'select 1 from "{DATASET}"."{plan.table_name}" limit 1').fetchall()
             if not got:
                 empty.add(plan.table_name)
-    return direct_eligible(candidates, columns, empty)
+    merged = merge_eligible([p for p in plans if p.name not in ensure], columns)
+    return direct_eligible(candidates, columns, empty), merged
 
 
 def dedupe_first_load(conn: duckdb.DuckDBPyConnection, plan: ObjectPlan) -> int:
@@ -231,34 +234,45 @@ def dedupe_first_load(conn: duckdb.DuckDBPyConnection, plan: ObjectPlan) -> int:
 
 
 def known_rows_lookup(conn: duckdb.DuckDBPyConnection) -> KnownRows:
-    """`(plan, since) -> (id, system_modstamp)` of the raw table's rows stamped >= since.
+    """`(plan, since) -> (id, system_modstamp)` of the raw table's rows stamped >= since (None
+    when they cannot be read).
 
     Incremental runs re-read a window below the cursor (the overlap); a row found there with the
     same Id and SystemModstamp is the version already loaded (Salesforce moves SystemModstamp on
     every change, deletion included) and is skipped. Any failure: nothing is skipped."""
     col = snake(CURSOR_FIELD)
 
-    def lookup(plan: ObjectPlan, since: datetime) -> pa.Table:
+    def lookup(plan: ObjectPlan, since: datetime) -> pa.Table | None:
+        # rows created since `since` too: then every stored version of a record created since
+        # is among them whatever its stamp (source._may_exist relies on it)
+        created = " or created_date >= $since" if "created_date" in plan.columns else ""
         try:
             return conn.sql(
-                f'select id, {col} from "{DATASET}"."{plan.table_name}" where {col} >= $since',
+                f'select id, {col} from "{DATASET}"."{plan.table_name}" '
+                f"where {col} >= $since{created}",
                 params={"since": since},
             ).to_arrow_table()
         except duckdb.Error as exc:
             logger.info("%s: could not read the rows already loaded (%s)", plan.name, exc)
-            return pa.table({"id": pa.array([], pa.string()), col: pa.array([], _TS)})
+            return None
 
     return lookup
 
 
-def _table_counts(pipe: Any, plans: Sequence[ObjectPlan]) -> dict[str, tuple[int, int]]:
-    out: dict[str, tuple[int, int]] = {}
-    with pipe.sql_client() as c:
-        for plan in plans:
-            deleted = f"count(*) filter (where {snake(DELETED_FIELD)})" if plan.deletable else "0"
-            rows = c.execute_sql(f'select count(*), {deleted} from "{DATASET}"."{plan.table_name}"')
-            out[plan.name] = (int(rows[0][0]), int(rows[0][1]))
-    return out
+def _table_counts(
+    conn: duckdb.DuckDBPyConnection, plans: Sequence[ObjectPlan]
+) -> dict[str, tuple[int, int]]:
+    """(rows, deleted rows) per object's raw table, in one query."""
+    parts = []
+    for i, plan in enumerate(plans):
+        deleted = f"count(*) filter (where {snake(DELETED_FIELD)})" if plan.deletable else "0"
+        parts.append(
+            f'select {i} as i, count(*) as n, {deleted} as d from "{DATASET}"."{plan.table_name}"'
+        )
+    if not parts:
+        return {}
+    rows = conn.execute(" union all ".join(parts)).fetchall()
+    return {plans[i].name: (int(n), int(d)) for i, n, d in rows}
 
 
 @contextmanager
@@ -328,18 +342,26 @@ def extract_salesforce(
         if full_refresh:
             fresh = ensure = frozenset(p.name for p in plans)
         else:
-            fresh, ensure = _inspect_tables(pipe, plans)
+            fresh, ensure = _inspect_tables(conn, plans)
         # full refresh: dlt drops the tables at load time, so they must go through dlt
-        direct_objects = (
-            _direct_objects(conn, plans, fresh)
+        appended, merged = (
+            _direct_objects(conn, plans, fresh, ensure)
             if options.direct_load and not full_refresh
-            else frozenset()
+            else (frozenset(), frozenset())
         )
+        direct_objects = appended | merged
         if direct_objects:
-            direct = DirectLoader(conn, DATASET, log=log)
+            direct = DirectLoader(
+                conn,
+                DATASET,
+                log=log,
+                merge=[p.table_name for p in plans if p.name in merged],
+            )
             log.info(
-                "first load of %d object(s) appended straight into DuckDB beside the fetch",
-                len(direct_objects),
+                "%d first load(s) appended and %d change set(s) merged straight into DuckDB "
+                "beside the fetch",
+                len(appended),
+                len(merged),
             )
         source = salesforce_source(
             client,
@@ -381,7 +403,7 @@ def extract_salesforce(
             if step in steps and steps[step].finished_at is not None:
                 took = steps[step].finished_at - steps[step].started_at
                 phases[step] = round(took.total_seconds(), 3)
-        counts = _table_counts(pipe, plans)
+        counts = _table_counts(conn, plans)
         lap("counts")
     finally:
         if direct is not None:
@@ -405,7 +427,7 @@ def extract_salesforce(
             since=st.since,
             columns=list(plan.columns),
             rows_unchanged=st.skipped,
-            load="direct"
+            load=("direct" if plan.name in fresh else "direct_merge")
             if plan.name in direct_objects
             else "append"
             if plan.name in fresh

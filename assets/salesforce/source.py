@@ -24,6 +24,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.storages.load_package import load_package_state
+from dlt.extract.decorators import get_source_schema
 
 import orchestration.settings  # noqa: F401  (sets telemetry-off env vars)
 from assets.salesforce.client import (
@@ -32,7 +33,7 @@ from assets.salesforce.client import (
     SalesforceClient,
 )
 from assets.salesforce.convert import csv_to_arrow, records_to_arrow, rest_page_to_arrow
-from assets.salesforce.direct import DirectLoader
+from assets.salesforce.direct import MAY_EXIST, DirectLoader
 from assets.salesforce.fields import CURSOR_FIELD, ObjectPlan
 from assets.salesforce.soql import build_count, build_select
 from sandbox.schema import snake
@@ -41,8 +42,9 @@ logger = logging.getLogger("salesops.salesforce")
 
 PageHook = Callable[[str, int, int], None]
 # (plan, since) -> Arrow table (id, system_modstamp) of the rows the warehouse already holds with
-# system_modstamp >= since: a re-read row found there unchanged (same Id, same stamp) is skipped
-KnownRows = Callable[[ObjectPlan, datetime], pa.Table]
+# system_modstamp >= since (None if it could not be read): a re-read row found there unchanged
+# (same Id, same stamp) is skipped
+KnownRows = Callable[[ObjectPlan, datetime], pa.Table | None]
 
 
 @dataclass
@@ -142,6 +144,23 @@ def _rest_page_counted(data: bytes, plan: ObjectPlan, totals: list[int]) -> Any:
     return rest_page_to_arrow(data, plan)
 
 
+def _may_exist(tbl: pa.Table, since: datetime, stored: pa.Array | None) -> pa.Array:
+    """Per row: may the table already hold its Id? False only when it provably cannot: the
+    record was created at or after `since` and its Id is not among `stored`, the Ids of every
+    stored row stamped or created at or after `since` (`load.known_rows_lookup`; CreatedDate
+    never changes, so a stored version of the record would be among them). Such rows need no
+    delete before their insert: a change set of new records only (history, line items) merges
+    without reading the table's Id column."""
+    created = "created_date"
+    if stored is None or created not in tbl.column_names:
+        return pa.array([True] * tbl.num_rows, pa.bool_())
+    new = pc.and_(
+        pc.greater_equal(tbl[created], pa.scalar(since, tbl.schema.field(created).type)),
+        pc.invert(pc.is_in(tbl["id"], value_set=stored)),
+    )
+    return pc.invert(pc.fill_null(new, False)).combine_chunks()
+
+
 def _with_row_key(tbl: pa.Table) -> pa.Table:
     """Add dlt's `_dlt_id` row key as the record Id (unique in the merged table). Supplying it
     here lets dlt import the parquet files as written instead of rewriting each one in
@@ -157,13 +176,15 @@ def object_pages(
     log: Any = None,
     known_rows: KnownRows | None = None,
     ensure_table: bool = True,
+    mark_new: bool = False,
 ) -> Iterator[pa.Table]:
     """Arrow pages of one object since its committed cursor; advances the cursor in dlt state.
 
     `known_rows` (incremental runs): re-read rows the warehouse already holds unchanged are
     dropped, so an object with no change yields nothing and dlt makes no load job for it (its
     cursor stays). `ensure_table`: yield an empty typed table when nothing else was yielded,
-    so a missing table (or a new column) is created even without rows.
+    so a missing table (or a new column) is created even without rows. `mark_new` (direct
+    merges): pages carry a `MAY_EXIST` column (see `_may_exist`).
     """
     log = log or logger
     state = dlt.current.resource_state()
@@ -198,9 +219,13 @@ def object_pages(
             )
     stats.mode = "bulk" if use_bulk else "rest"
     known: pa.Array | None = None
+    stored: pa.Array | None = None  # Ids of the stored rows stamped >= lookup_since
+    lookup_since = since
     if known_rows is not None and since is not None and committed is not None:
         got = known_rows(plan, since)
-        known = _row_keys(got["id"], got[snake(CURSOR_FIELD)]).combine_chunks()
+        if got is not None:
+            known = _row_keys(got["id"], got[snake(CURSOR_FIELD)]).combine_chunks()
+            stored = got["id"].combine_chunks()
     seen = committed
     # Ids already read whose SystemModstamp equals `seen`: a restart from `seen` (>=) skips them
     boundary: set[str] = set()
@@ -301,7 +326,11 @@ def object_pages(
         seen = top
         if tbl.num_rows:
             emitted = True
-            yield _with_row_key(tbl)
+            out = _with_row_key(tbl)
+            if mark_new and lookup_since is not None:
+                flags = _may_exist(tbl, lookup_since, stored)
+                out = out.append_column(pa.field(MAY_EXIST, pa.bool_()), flags)
+            yield out
         if seen is not None:
             state["cursor"] = _iso(seen)
             stats.cursor = state["cursor"]
@@ -351,33 +380,47 @@ def salesforce_resource(
 
     `first_load` (the table does not exist or is empty): plain append, which is the same result
     as a merge into nothing (one query returns each Id once; restarts skip rows already read)
-    without the merge's staging table and delete pass. `direct` (first loads only): the pages
-    go to that loader, straight into DuckDB, and dlt gets the object's empty typed table (its
-    schema, load package and state are as on the dlt path). `on_done` is called once the
-    object's pages are all read (still inside dlt's extract step).
+    without the merge's staging table and delete pass. `direct`: the pages go to that loader,
+    straight into DuckDB (appended for a first load, else merged on Id as dlt would); dlt gets
+    the object's empty typed table (first load) or nothing (merge, whose table hints are put in
+    dlt's schema as dlt would), so its schema, load package and state are as on the dlt path.
+    `on_done` is called once the object's pages are all read (still inside dlt's extract
+    step).
     """
     columns: dict[str, dict[str, Any]] = {"id": {"nullable": False}}
     if plan.has_cursor and not first_load:
         columns[snake(CURSOR_FIELD)] = {"dedup_sort": "desc"}
-    if direct is not None and not first_load:
-        raise ValueError(f"{plan.name}: only a first load can be appended directly")
+    resource: Any = None
 
     def rows() -> Iterator[pa.Table]:
         if direct is None:
             yield from object_pages(
                 client, plan, options, stats, log, None if first_load else known_rows, ensure_table
             )
-        else:
+        elif first_load:
             load_id = load_package_state()["load_id"]
             for page in object_pages(client, plan, options, stats, log, None, False):
                 direct.put(plan, page, load_id)
             direct.finish(plan, load_id)
             # dlt gets the empty typed table: schema, load package, state as on its own path
             yield _with_row_key(plan.arrow_schema.empty_table())
+        else:  # merged directly: dlt gets no rows (no staging table, file or load job)
+            load_id = load_package_state()["load_id"]
+            for page in object_pages(client, plan, options, stats, log, known_rows, False, True):
+                direct.put(plan, page, load_id)
+            direct.finish(plan, load_id)
+            if stats.records:
+                # the table hints dlt records when it merges rows (write disposition merge,
+                # delete-insert, dedup_sort), so dlt's schema is the same as on its own path
+                get_source_schema().update_table(
+                    resource.compute_table_schema(),
+                    normalize_identifiers=True,
+                    merge_compound_props=False,
+                )
         if on_done is not None:
             on_done()
 
-    return dlt.resource(
+    resource = dlt.resource(
         rows,
         name=plan.table_name,
         table_name=plan.table_name,
@@ -387,6 +430,7 @@ def salesforce_resource(
         primary_key="id",
         columns=columns,
     )
+    return resource
 
 
 def salesforce_source(
@@ -405,13 +449,14 @@ def salesforce_source(
 
     `first_load` names the objects whose raw table is absent or empty (appended, not merged).
     `known_rows` looks up what the warehouse holds (see `object_pages`); `ensure_table` names
-    the objects that must yield a table even without rows (default: all). `direct_objects`
-    (a subset of `first_load`) are appended by `direct` (one transaction per object), which is
-    complete once the last object's pages are read: inside dlt's extract step, before dlt saves
-    any cursor (a failure before undoes them: `DirectLoader.close`).
+    the objects that must yield a table even without rows (default: all). `direct_objects` are
+    written by `direct`: first loads appended (one transaction per object), the others merged
+    on Id (one transaction for all); complete once the last object's pages are read: inside
+    dlt's extract step, before dlt saves any cursor (a failure before undoes them:
+    `DirectLoader.close`).
     """
-    if not direct_objects <= first_load:
-        raise ValueError(f"direct loads {sorted(direct_objects - first_load)} are not first loads")
+    if direct_objects and direct is None:
+        raise ValueError("direct loads need a DirectLoader")
     remaining = [len(plans)]
 
     def done() -> None:

@@ -184,3 +184,29 @@ def test_per_touch_relation_is_a_view_that_replaces_an_older_table(warehouse):
         assert con.execute("select count(*) from marts.attribution_data_driven").fetchone()[
             0
         ] == 2 * (len(rows) + 1)
+
+
+def test_the_view_over_copies_of_journeys_and_effects_equals_the_assets_view(warehouse, tmp_path):
+    """`touch_view_sql` defines, in another database file, the per-touch view over copies of the
+    two small inputs (journeys, channel effects): the same rows as the asset's view (EXCEPT ALL
+    both ways), so an analysts' copy can hold those two tables instead of every touch's credit."""
+    from assets.attribution.warehouse import touch_view_sql
+
+    path, rows = warehouse
+    with DagsterInstance.ephemeral() as instance:
+        assert run(instance).success
+    with duckdb.connect(str(tmp_path / "copy.duckdb")) as con:
+        con.execute(f"attach '{path}' as w (read_only)")
+        con.execute("create schema marts")
+        con.execute(
+            "create table marts.journeys as select * from w.intermediate.int_opportunity_journeys"
+        )
+        con.execute(
+            "create table marts.effects as select * from w.marts.attribution_channel_effects"
+        )
+        con.execute(touch_view_sql("marts.touches", "marts.journeys", "marts.effects"))
+        for a, b in [("marts.touches", "w.marts.attribution_data_driven")]:
+            assert con.execute(f"select count(*) from {a}").fetchone()[0] == 2 * len(rows)
+            for x, y in ((a, b), (b, a)):
+                left = con.execute(f"select count(*) from (from {x} except all from {y})")
+                assert left.fetchone()[0] == 0, (x, y)

@@ -366,7 +366,7 @@ def test_first_load_append_gives_the_same_tables_as_merge(
     other = tmp_path_factory.mktemp("merged")
     monkeypatch.setenv("SALESOPS_HOME", str(other))
     monkeypatch.setattr(
-        load, "_inspect_tables", lambda pipe, plans: (frozenset(), frozenset(p.name for p in plans))
+        load, "_inspect_tables", lambda conn, plans: (frozenset(), frozenset(p.name for p in plans))
     )
     extract_salesforce(objects, options=REST)
     assert pipeline().default_schema.tables["task"]["write_disposition"] == "merge"

@@ -131,12 +131,118 @@ def test_direct_first_load_equals_the_dlt_path(sandbox, orgs, tmp_path, monkeypa
     sandbox.set_org(orgs[1])
     for home in (direct, dlt_home):
         monkeypatch.setenv("SALESOPS_HOME", str(home))
-        result = extract_salesforce(OBJECTS, options=options(True))
-        assert "direct_inserts" not in result.phases  # not a first load: merged by dlt
+        result = extract_salesforce(OBJECTS, options=options(False))
+        assert "direct_inserts" not in result.phases  # SALESOPS_SF_DIRECT_LOAD=off: dlt merges
         assert sum(r.rows_loaded for r in result.objects.values()) > 0
         assert_org(home, sandbox)
     for o in OBJECTS:
         assert table(direct, o).equals(table(dlt_home, o)), o
+
+
+def loaded_by(home, sobject: str, load_id: str) -> list[str]:
+    rows = query(
+        home, f"select id from salesforce.{snake(sobject)} where _dlt_load_id = '{load_id}'"
+    )
+    return sorted(r[0] for r in rows)
+
+
+def dlt_books(home, monkeypatch, objects=OBJECTS) -> tuple[dict, dict]:
+    """(cursor per resource, dlt's schema of the raw tables) of the pipeline in `home`."""
+    monkeypatch.setenv("SALESOPS_HOME", str(home))
+    p = pipeline()
+    cursors = {k: v.get("cursor") for k, v in p.state["sources"]["salesforce"]["resources"].items()}
+    return cursors, {t: p.default_schema.tables[t] for t in (snake(o) for o in objects)}
+
+
+def test_direct_merge_equals_the_dlt_merge(sandbox, orgs, tmp_path, monkeypatch):
+    """An incremental run merged straight into DuckDB (the default) leaves the same tables as
+    dlt's own merge (SALESOPS_SF_DIRECT_LOAD=off) of the same change set: same rows, the same
+    rows carrying the run's load id (a completed load in `_dlt_loads`), the rest keeping theirs;
+    same cursors and dlt schema (merge hints included); both equal the org."""
+    homes = run_both(sandbox, tmp_path, monkeypatch)
+    sandbox.set_org(orgs[1])
+    results = {}
+    for direct, home in homes.items():
+        monkeypatch.setenv("SALESOPS_HOME", str(home))
+        before = {o: table(home, o) for o in OBJECTS}
+        first_ids = {
+            o: dict(query(home, f"select id, _dlt_load_id from salesforce.{snake(o)}"))
+            for o in OBJECTS
+        }
+        res = extract_salesforce(OBJECTS, options=options(direct))
+        results[direct] = res
+        assert_org(home, sandbox)
+        (load_id,) = res.load_ids
+        done = query(home, f"select status from salesforce._dlt_loads where load_id = '{load_id}'")
+        assert done == [(0,)]
+        for o in OBJECTS:
+            r = res.objects[o]
+            changed = loaded_by(home, o, load_id)
+            assert len(changed) == r.rows_loaded, o
+            # every other row is the previous run's row, untouched (same load id, same values)
+            now = dict(query(home, f"select id, _dlt_load_id from salesforce.{snake(o)}"))
+            for i, lid in now.items():
+                if i not in changed:
+                    assert lid == first_ids[o][i], (o, i)
+            kept = table(home, o).filter(
+                pa.compute.invert(
+                    pa.compute.is_in(table(home, o)["id"], pa.array(changed, pa.string()))
+                )
+            )
+            old = before[o].filter(pa.compute.is_in(before[o]["id"], kept["id"]))
+            assert kept.equals(old), o
+            expected = ("direct_merge" if direct else "merge") if r.rows_loaded else r.load
+            assert r.load == expected, o
+    direct, dlt_path = results[True], results[False]
+    assert "direct_inserts" in direct.phases and "direct_inserts" not in dlt_path.phases
+    assert sum(r.rows_loaded for r in direct.objects.values()) > 0
+    assert {r.load for r in direct.objects.values()} == {"direct_merge"}
+    for o in OBJECTS:
+        d, p = direct.objects[o], dlt_path.objects[o]
+        assert (d.rows_loaded, d.rows_unchanged, d.total_rows, d.deleted_rows) == (
+            p.rows_loaded,
+            p.rows_unchanged,
+            p.total_rows,
+            p.deleted_rows,
+        ), o
+        assert table(homes[True], o).equals(table(homes[False], o)), o
+        assert loaded_by(homes[True], o, direct.load_ids[0]) == loaded_by(
+            homes[False], o, dlt_path.load_ids[0]
+        ), o
+    books = [dlt_books(homes[d], monkeypatch) for d in (True, False)]
+    assert books[0][0] == books[1][0]  # cursors
+    assert books[0][1] == books[1][1]  # dlt's table schemas, hints included
+    assert books[0][1]["task"]["write_disposition"] == "merge"
+    # a rerun with nothing changed merges nothing and keeps every load id
+    monkeypatch.setenv("SALESOPS_HOME", str(homes[True]))
+    ids_before = {
+        o: query(homes[True], f"select id, _dlt_load_id from salesforce.{snake(o)} order by id")
+        for o in OBJECTS
+    }
+    again = extract_salesforce(OBJECTS, options=options(True))
+    assert sum(r.rows_loaded for r in again.objects.values()) == 0
+    for o in OBJECTS:
+        got = query(homes[True], f"select id, _dlt_load_id from salesforce.{snake(o)} order by id")
+        assert got == ids_before[o], o
+
+
+def test_failed_direct_merge_leaves_every_table_as_it_was(sandbox, orgs, tmp_path, monkeypatch):
+    """A failure after some objects' change sets were merged (in the run's one merge
+    transaction) leaves every table and cursor as before the run; the rerun converges."""
+    home = tmp_path / "direct"
+    order = ["Lead", "Opportunity", "Task"]
+    extract_salesforce(order, options=options(True))
+    before = {o: table(home, o) for o in order}
+    cursors = dlt_books(home, monkeypatch, order)[0]
+    sandbox.set_org(orgs[1])
+    with pytest.raises(Exception, match="simulated crash after Task page 1"):
+        extract_salesforce(order, options=crash_at("Task", 1))
+    for o in order:
+        assert table(home, o).equals(before[o]), o
+    assert dlt_books(home, monkeypatch, order)[0] == cursors
+    result = extract_salesforce(order, options=options(True))
+    assert {r.load for r in result.objects.values()} == {"direct_merge"}
+    assert_org(home, sandbox, order)
 
 
 def crash_at(sobject: str, page: int) -> ExtractOptions:
