@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+from collections.abc import Sequence
 from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -43,6 +44,13 @@ class OfflineDbtCliResource(DbtCliResource):
     @cached_property
     def _cli_version(self) -> pkg_version.Version:
         return pkg_version.parse(installed_version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
+        """No dbt adapter in this process: dagster-dbt builds one before every `dbt` invocation
+        (importing dbt-core and dbt-duckdb, loading the project and profile: 1-5 s per step,
+        measured) only for `fetch_row_counts()` / `fetch_column_metadata()`, which salesops
+        does not call. The dbt subprocess does the work either way."""
+        return None
 
 
 def dbt_resource() -> DbtCliResource:

@@ -17,3 +17,10 @@
             then sha256('{{ var("email_salt") }}' || lower(trim({{ column }})))
     end
 {%- endmacro %}
+
+{#- True exactly when email_hash(column) is not null, without hashing: a filter on the hash
+    itself is pushed down to the scan by DuckDB and hashes every row (a second time, the
+    projection hashes again). -#}
+{% macro has_email_hash(column) -%}
+    nullif(trim({{ column }}), '') is not null
+{%- endmacro %}

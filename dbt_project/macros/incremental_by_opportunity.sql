@@ -50,8 +50,21 @@
         as_of_date date,
         built_at timestamp,
         -- opportunities recomputed by the last build (null: full build)
-        changed_opportunities bigint
+        changed_opportunities bigint,
+        -- this build (dbt invocation_id) and the build whose state row it replaced: the rows
+        -- of the model differ from that build's exactly by the rows of the opportunities in
+        -- incremental_changed (and, weekly snapshots, the rows dated after
+        -- previous_as_of_date). Null previous_build_id: a full build (reports/publish.py)
+        build_id varchar,
+        previous_build_id varchar,
+        previous_as_of_date date
     );
+    -- warehouses made before these columns existed
+    alter table {{ incremental_state_relation() }} add column if not exists build_id varchar;
+    alter table {{ incremental_state_relation() }}
+    add column if not exists previous_build_id varchar;
+    alter table {{ incremental_state_relation() }}
+    add column if not exists previous_as_of_date date;
     create table if not exists {{ incremental_quarantine_relation() }} (
         model varchar,
         object varchar,
@@ -130,11 +143,33 @@
     )
 {%- endmacro -%}
 
+{#- True when every model of `upstream` (keys 'schema.identifier' of opportunity-keyed
+    incremental models this model reads, and nothing else that changes by opportunity) was
+    built incrementally in this dbt invocation and its previous build was this model's last
+    build. Their recomputed ids (intermediate.incremental_changed) are then exactly the
+    opportunities whose input rows may differ from what this model read last time: the model
+    takes them instead of detecting changes in the raw tables again. -#}
+{%- macro _upstream_chain_holds(upstream) -%}
+    {%- if not upstream or not execute -%}{{ return(false) }}{%- endif -%}
+    {%- set check -%}
+        select count(*)
+        from {{ incremental_state_relation() }} as up
+        inner join {{ incremental_state_relation() }} as me
+            on me.model = {{ _model_key() }} and up.previous_build_id = me.build_id
+        where
+            up.model in ('{{ upstream | join("', '") }}')
+            and up.build_id = '{{ invocation_id }}'
+    {%- endset -%}
+    {%- set holding = run_query(check).columns[0].values()[0] -%}
+    {{ return(holding == upstream | length) }}
+{%- endmacro -%}
+
 {#- The ids of every opportunity whose rows may differ from the last build (see the top). -#}
 {% macro changed_opportunities_sql(
-    people=false, weeks=none, history=true, owners=true, line_items=false
+    people=false, weeks=none, history=true, owners=true, line_items=false, upstream=none
 ) -%}
     {%- set with_loaded_at = _touchpoints_have_loaded_at() -%}
+    {%- set from_upstream = _upstream_chain_holds(upstream) -%}
 with
 
 prior as (
@@ -180,6 +215,8 @@ rebuild as (
 
 ),
 
+{%- if not from_upstream %}
+
 changed_rates as (
 
     select rates.iso_code, min(rates.start_date) as since
@@ -216,14 +253,52 @@ quarantine_flipped as (
 
 new_touches as (
 
-    select distinct t.email_hash
+    select t.email_hash, min({{ utc_timestamp('t.occurred_at') }}) as first_at
     from marketing.touchpoints as t, prior
     where t.loaded_at > prior.touchpoints_loaded_at and t.email_hash is not null
+    group by t.email_hash
+
+),
+
+-- a touch reaches a journey only before the day after its close date: the deals that closed
+-- before the earliest new touch keep their journeys, and only the people of the others are
+-- hashed (hashing every lead and contact was most of this query at large)
+touch_candidates as (
+
+    select o.id as opportunity_id
+    from salesforce.opportunity as o
+    where
+        o.close_date
+        >= cast({{ dbt.dateadd('day', -1, '(select min(first_at) from new_touches)') }} as date)
+
+),
+
+touched_people as (
+
+    select l.converted_opportunity_id as opportunity_id, l.email
+    from salesforce.lead as l
+    inner join touch_candidates as c on l.converted_opportunity_id = c.opportunity_id
+
+    union all
+
+    select r.opportunity_id, p.email
+    from salesforce.opportunity_contact_role as r
+    inner join touch_candidates as c on r.opportunity_id = c.opportunity_id
+    inner join salesforce.contact as p on r.contact_id = p.id
 
 ),
 {%- endif %}
+{%- endif %}
 
 changed as (
+    {%- if from_upstream %}
+
+    -- what the upstream models recomputed in this run (their previous build was this model's
+    -- last build: every row they did not recompute is the one this model read then)
+    select upstream.opportunity_id
+    from {{ changed_ids_relation() }} as upstream
+    where upstream.model in ('{{ upstream | join("', '") }}')
+    {%- else %}
 
     -- the opportunity itself
     select o.id as opportunity_id
@@ -373,16 +448,12 @@ changed as (
 
     union
 
-    select l.converted_opportunity_id
-    from staging.stg_salesforce__leads as l
-    inner join new_touches as t on l.email_hash = t.email_hash
-
-    union
-
-    select r.opportunity_id
-    from salesforce.opportunity_contact_role as r
-    inner join staging.stg_salesforce__contacts as c on r.contact_id = c.contact_id
-    inner join new_touches as t on c.email_hash = t.email_hash
+    -- raw leads and contacts (deleted or quarantined ones too): a superset of the people the
+    -- model reads, whose own changes are caught above
+    select p.opportunity_id
+    from touched_people as p
+    inner join new_touches as t on {{ email_hash('p.email') }} = t.email_hash
+    {%- endif %}
     {%- endif %}
 
     union
@@ -405,12 +476,13 @@ where opportunity_id is not null
     snapshots also every row of a week that was not complete at the last build. A full build
     writes one marker row (full_build) so that the post-hook knows. -#}
 {% macro opportunity_incremental_pre_hook(
-    people=false, weeks=none, history=true, owners=true, line_items=false
+    people=false, weeks=none, history=true, owners=true, line_items=false, upstream=none
 ) -%}
     {%- if is_incremental() -%}
     create or replace table {{ _changes_scratch_relation() }} as
     {{ changed_opportunities_sql(
-        people=people, weeks=weeks, history=history, owners=owners, line_items=line_items
+        people=people, weeks=weeks, history=history, owners=owners, line_items=line_items,
+        upstream=upstream
     ) }};
 
     delete from {{ this }}
@@ -428,12 +500,24 @@ where opportunity_id is not null
     {%- endif -%}
 {%- endmacro %}
 
-{#- post-hook: what this build saw, for the next incremental run. -#}
+{#- post-hook: what this build saw, for the next incremental run. The new state row is
+    inserted before the previous one is deleted: it names the build it replaced
+    (previous_build_id, null after a full build) and, for weekly snapshots, the as-of date the
+    pre-hook deleted after (previous_as_of_date). Columns are named: older warehouses got the
+    new columns appended by create_incremental_state. -#}
 {% macro opportunity_incremental_post_hook(people=false, weeks=none) -%}
     {%- set with_loaded_at = _touchpoints_have_loaded_at() -%}
-    delete from {{ incremental_state_relation() }} where model = {{ _model_key() }};
+    {%- set full_build -%}
+        coalesce((select bool_or(full_build) from {{ _changes_scratch_relation() }}), true)
+    {%- endset -%}
+    delete from {{ incremental_state_relation() }}
+    where model = {{ _model_key() }} and build_id = '{{ invocation_id }}';
 
-    insert into {{ incremental_state_relation() }}
+    insert into {{ incremental_state_relation() }} (
+        model, load_id, fingerprint, touchpoints_loaded_at, touchpoints_rows, first_week_start,
+        as_of_date, built_at, changed_opportunities, build_id, previous_build_id,
+        previous_as_of_date
+    )
     select
         {{ _model_key() }} as model,
         {{ _latest_load_id() }} as load_id,
@@ -456,7 +540,19 @@ where opportunity_id is not null
         case
             when (select bool_or(full_build) from {{ _changes_scratch_relation() }}) then null
             else (select count(*) from {{ _changes_scratch_relation() }})
-        end as changed_opportunities;
+        end as changed_opportunities,
+        '{{ invocation_id }}' as build_id,
+        case when not {{ full_build }} then (
+            select max(prior.build_id) from {{ incremental_state_relation() }} as prior
+            where prior.model = {{ _model_key() }}
+        ) end as previous_build_id,
+        case when not {{ full_build }} then (
+            select max(prior.as_of_date) from {{ incremental_state_relation() }} as prior
+            where prior.model = {{ _model_key() }}
+        ) end as previous_as_of_date;
+
+    delete from {{ incremental_state_relation() }}
+    where model = {{ _model_key() }} and build_id is distinct from '{{ invocation_id }}';
 
     delete from {{ incremental_quarantine_relation() }} where model = {{ _model_key() }};
 

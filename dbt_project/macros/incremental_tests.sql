@@ -73,11 +73,14 @@
     {%- for result in results -%}
         {%- set scoped = '__changed_opportunities__' in (result.node.config.get('where') or '')
             or '__new_raw_rows__' in (result.node.config.get('where') or '')
+            or '__new_or_orphaned__' in (result.node.config.get('where') or '')
             or 'changed_opportunities_predicate' in (result.node.raw_code or '') -%}
         {#- a warning (a test configured to warn, e.g. orphan keys in staging) does not stop
-            the baseline, unless the test is one of the scoped ones -#}
+            the baseline, unless the test is one of the scoped ones; the scoped relationships
+            tests of staging carry their failing keys to the next run (staging_tests.sql) -#}
         {%- if result.status not in ('success', 'pass', 'warn')
-            or (result.status == 'warn' and scoped) -%}
+            or (result.status == 'warn' and scoped
+                and '__new_or_orphaned__' not in (result.node.config.get('where') or '')) -%}
             {%- set ns.failed = true -%}
         {%- endif -%}
         {%- if result.node.resource_type == 'model' -%}
@@ -146,16 +149,22 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- dbt's filter of a generic test's model, plus the `__changed_opportunities__` scope and the
-    `__new_raw_rows__` scope of staging views (macros/staging_tests.sql). -#}
+{#- dbt's filter of a generic test's model, plus the `__changed_opportunities__` scope, and the
+    `__new_raw_rows__` and `__new_or_orphaned__` scopes of staging views
+    (macros/staging_tests.sql). A relationships test scoped by `__changed_opportunities__`
+    reads the opportunities either its model or its parent model recomputed. -#}
 {% macro get_where_subquery(relation) -%}
     {%- set scope = namespace(where=config.get('where', '')) -%}
-    {%- for token in ['__changed_opportunities__', '__new_raw_rows__'] -%}
+    {%- for token in ['__changed_opportunities__', '__new_raw_rows__', '__new_or_orphaned__'] -%}
         {%- if scope.where and token in scope.where -%}
             {%- if token == '__new_raw_rows__' -%}
                 {%- set predicate = new_raw_rows_predicate(relation) -%}
+            {%- elif token == '__new_or_orphaned__' -%}
+                {%- set predicate = orphan_rows_predicate(relation) -%}
             {%- else -%}
-                {%- set predicate = changed_opportunities_predicate([relation]) -%}
+                {%- set predicate = changed_opportunities_predicate(
+                    _with_relationships_parent(relation)
+                ) -%}
             {%- endif -%}
             {%- set scope.where = scope.where | replace(token, '(' ~ predicate ~ ')') -%}
             {%- if predicate | trim == 'true' and scope.where | trim == '(true)' -%}
@@ -172,4 +181,22 @@
     {%- else -%}
         {{ return(relation) }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- [relation], plus the parent model when the test being compiled is a relationships test
+    (an opportunity can lose its children's parent only by being recomputed by the parent's
+    build: deleted, quarantined or changed). -#}
+{% macro _with_relationships_parent(relation) -%}
+    {%- set test = _compiled_test() -%}
+    {%- if test is none or ((test.get('test_metadata') or {}).get('name')) != 'relationships' -%}
+        {{ return([relation]) }}
+    {%- endif -%}
+    {%- set parent = _relationships_parent(test, relation.identifier) -%}
+    {%- if parent is none or parent.resource_type != 'model' -%}
+        {#- an unknown parent: a key no recorded build covers makes the scope whole -#}
+        {{ return([relation, api.Relation.create(schema='unknown', identifier='unknown')]) }}
+    {%- endif -%}
+    {{ return([relation, api.Relation.create(
+        database=target.database, schema=parent.schema, identifier=parent.alias
+    )]) }}
 {%- endmacro %}

@@ -100,10 +100,33 @@
     create table if not exists {{ tests_quarantine_relation() }} (
         object varchar, record_id varchar
     );
+    create table if not exists {{ tests_failures_relation() }} (test varchar, value varchar);
     {%- if ns.all_tests %}
     delete from {{ tests_watermarks_relation() }};
     delete from {{ tests_models_relation() }};
     delete from {{ tests_quarantine_relation() }};
+    delete from {{ tests_failures_relation() }};
+    {#- the relationships tests that may read changed rows next time: passed, or warned with
+        their failing keys kept (store_failures) -#}
+    {%- set carried = [] -%}
+    {%- for result in results if '__new_or_orphaned__' in (
+        result.node.config.get('where') or ''
+    ) -%}
+        {%- if result.status == 'pass' -%}
+            {%- do carried.append([result.node.unique_id, none]) -%}
+        {%- elif result.status == 'warn' and result.node.config.get('store_failures') -%}
+            {#- written by this run's test (dbt's store_failures; not in the relation cache) -#}
+            {%- do carried.append([result.node.unique_id, api.Relation.create(
+                database=target.database, schema=result.node.schema,
+                identifier=result.node.alias
+            )]) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for test_id, audit in carried if audit is not none %}
+    insert into {{ tests_failures_relation() }}
+    select '{{ test_id }}', cast(from_field as varchar) from {{ audit }}
+    where (select bool_and(green) from {{ tests_baseline_relation() }});
+    {%- endfor %}
     {%- set existing = [] -%}
     {%- for table in tables -%}
         {%- set parts = table.split('.') -%}
@@ -138,8 +161,8 @@
     {%- endif %}
     insert into {{ tests_models_relation() }}
     select model, checksum from (values
-        {%- for node in graph.nodes.values() if node.resource_type == 'model'
-            and node.name in views %}
+        {%- for node in graph.nodes.values() if (node.resource_type == 'model'
+            and node.name in views) or node.resource_type == 'seed' %}
         ('{{ node.name }}', '{{ node.checksum.checksum }}'),
         {%- endfor %}
         {#- the scoped tests that ran (a new test, or new arguments, has a new unique id) -#}
@@ -147,6 +170,9 @@
             result.node.config.get('where') or ''
         ) %}
         ('{{ result.node.unique_id }}', 'test'),
+        {%- endfor %}
+        {%- for test_id, audit in carried %}
+        ('{{ test_id }}', 'test'),
         {%- endfor %}
         ('', '')
     ) as m (model, checksum)
@@ -164,38 +190,36 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- A predicate on the key of staging view `relation`: its rows that may differ from the last
-    green run (see the top), or `true` when the whole view must be checked. -#}
-{% macro new_raw_rows_predicate(relation) -%}
+{#- The ids of the rows of staging view `identifier` that may differ from the last green run
+    (a subquery returning one varchar column; see the top), or '' when the whole view must be
+    read by test `test_id`. -#}
+{% macro staging_new_keys(identifier, test_id) -%}
     {%- set views = _staging_raw_rows() -%}
-    {%- if not execute or relation.identifier not in views -%}{{ return('true') }}{%- endif -%}
-    {%- for identifier in [
+    {%- if not execute or identifier not in views or not test_id -%}{{ return('') }}{%- endif -%}
+    {%- for name in [
         'incremental_tests_scope', 'incremental_tests_watermarks', 'incremental_tests_models',
         'incremental_tests_quarantine',
     ] -%}
         {%- if adapter.get_relation(
-            database=target.database, schema='intermediate', identifier=identifier
+            database=target.database, schema='intermediate', identifier=name
         ) is none -%}
-            {{ return('true') }}
+            {{ return('') }}
         {%- endif -%}
     {%- endfor -%}
-    {%- set spec = views[relation.identifier] -%}
+    {%- set spec = views[identifier] -%}
     {%- set table, key, object, inputs = spec[0], spec[1], spec[2], spec[3] -%}
     {%- set ns = namespace(checksum='') -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model'
-        and node.name == relation.identifier -%}
+        and node.name == identifier -%}
         {%- set ns.checksum = node.checksum.checksum -%}
     {%- endfor -%}
-    {#- `model` is the test node being compiled -#}
-    {%- set test_id = model.unique_id if model is defined and model.unique_id is defined else '' -%}
-    {%- if not test_id -%}{{ return('true') }}{%- endif -%}
     {%- set mark = 'loaded_at' if table.startswith('marketing.') else 'load_id' -%}
     {%- set query -%}
         select
             coalesce((select bool_and(changed_only) from {{ tests_scope_relation() }}), false)
             and exists (
                 select 1 from {{ tests_models_relation() }}
-                where model = '{{ relation.identifier }}' and checksum = '{{ ns.checksum }}'
+                where model = '{{ identifier }}' and checksum = '{{ ns.checksum }}'
             )
             -- this test ran (and passed) at that run: a test added since reads the whole view
             and exists (
@@ -233,19 +257,115 @@
             ) as watermark
     {%- endset -%}
     {%- set row = run_query(query).rows[0] -%}
-    {%- if row[0] is not true or row[1] is none -%}{{ return('true') }}{%- endif -%}
+    {%- if row[0] is not true or row[1] is none -%}{{ return('') }}{%- endif -%}
     {%- if table.startswith('marketing.') -%}
-    ({{ key }} is null or {{ key }} in (
+        {%- set keys -%}
         select cast({{ key }} as varchar) from {{ table }}
         where loaded_at > cast('{{ row[1] }}' as timestamp)
-    ))
+        {%- endset -%}
     {%- else -%}
-    ({{ key }} is null or {{ key }} in (
+        {%- set keys -%}
         select id from {{ table }} where _dlt_load_id > '{{ row[1] }}'
         {%- if object %}
         union all
         select record_id from {{ tests_quarantine_relation() }} where object = '{{ object }}'
         {%- endif %}
-    ))
+        {%- endset -%}
     {%- endif -%}
+    {{ return(keys) }}
+{%- endmacro %}
+
+{#- The test node being compiled (`model` in a test's context), or none. -#}
+{% macro _compiled_test() -%}
+    {%- if model is defined and model.unique_id is defined and model.resource_type == 'test' -%}
+        {{ return(model) }}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{#- A predicate on the key of staging view `relation`: its rows that may differ from the last
+    green run (see the top), or `true` when the whole view must be checked. -#}
+{% macro new_raw_rows_predicate(relation) -%}
+    {%- set views = _staging_raw_rows() -%}
+    {%- set test = _compiled_test() -%}
+    {%- if relation.identifier not in views or test is none -%}{{ return('true') }}{%- endif -%}
+    {%- set keys = staging_new_keys(relation.identifier, test.unique_id) -%}
+    {%- if not keys -%}{{ return('true') }}{%- endif -%}
+    {%- set key = views[relation.identifier][1] -%}
+    ({{ key }} is null or {{ key }} in ({{ keys }}))
+{%- endmacro %}
+
+{% macro tests_failures_relation() -%}
+    intermediate.incremental_tests_failures
+{%- endmacro %}
+
+{#- The parent node (model or seed) of relationships test `test`, or none. -#}
+{% macro _relationships_parent(test, child_identifier) -%}
+    {%- for uid in test.depends_on.nodes -%}
+        {%- set node = graph.nodes.get(uid) -%}
+        {%- if node is not none and node.name != child_identifier -%}
+            {{ return(node) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{#- A predicate on the rows of staging view `relation` a relationships test configured with
+    `where: "__new_or_orphaned__"` must read (docs/MARTS.md, "Staging tests on incremental
+    runs"), or `true` for the whole view:
+      * the rows that may differ from the last green run (staging_new_keys of the child), and
+      * the rows whose key column references a parent row that may differ (staging_new_keys of
+        the parent view: new, changed, deleted or released rows) or that is quarantined now, and
+      * the rows whose key column failed at that run (the test's failing keys, kept from its
+        `store_failures` table by record_tests_watermarks): a warning is carried, not lost.
+    A child row outside all three is the row it was at that run, referencing the parent row it
+    was, and failed then exactly when it fails now. A seed parent must have the checksum of
+    that run; another parent reads the whole view. -#}
+{% macro orphan_rows_predicate(relation) -%}
+    {%- set views = _staging_raw_rows() -%}
+    {%- set test = _compiled_test() -%}
+    {%- if test is none or relation.identifier not in views or not test.column_name -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {%- set parent = _relationships_parent(test, relation.identifier) -%}
+    {%- if parent is none or (parent.resource_type == 'model' and parent.name not in views)
+        or parent.resource_type not in ('model', 'seed') -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {%- if adapter.get_relation(
+        database=target.database, schema='intermediate', identifier='incremental_tests_failures'
+    ) is none -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {%- set child_keys = staging_new_keys(relation.identifier, test.unique_id) -%}
+    {%- if not child_keys -%}{{ return('true') }}{%- endif -%}
+    {%- set parents = [] -%}
+    {%- if parent.resource_type == 'model' -%}
+        {%- set parent_keys = staging_new_keys(parent.name, test.unique_id) -%}
+        {%- if not parent_keys -%}{{ return('true') }}{%- endif -%}
+        {%- do parents.append(parent_keys) -%}
+        {%- set object = views[parent.name][2] -%}
+        {%- if object -%}
+            {%- set quarantined -%}
+        select record_id from quality.quarantine_ids
+        where replace(lower(object), '_', '') = '{{ object }}'
+            {%- endset -%}
+            {%- do parents.append(quarantined) -%}
+        {%- endif -%}
+    {%- else -%}
+        {%- set seed_query -%}
+            select exists (
+                select 1 from {{ tests_models_relation() }}
+                where model = '{{ parent.name }}' and checksum = '{{ parent.checksum.checksum }}'
+            )
+        {%- endset -%}
+        {%- if run_query(seed_query).rows[0][0] is not true -%}{{ return('true') }}{%- endif -%}
+    {%- endif -%}
+    {%- set failed -%}
+        select value from {{ tests_failures_relation() }} where test = '{{ test.unique_id }}'
+    {%- endset -%}
+    {%- do parents.append(failed) -%}
+    {%- set key = views[relation.identifier][1] -%}
+    ({{ key }} is null or {{ key }} in ({{ child_keys }})
+        or {{ test.column_name }} in ({{ parents | join(' union all ') }}))
 {%- endmacro %}

@@ -3,10 +3,12 @@
 One session: a small org loaded the way dlt loads it, a full `dbt run`, a run with no change
 (nothing recomputed), then `sandbox.org.advance(org, 7)` merged the way dlt merges (new load id
 on every new, changed or deleted row) plus targeted changes the advance does not make (an
-account's segment, an owner's manager, a contact's email, a late touchpoint file, quarantine
-flips in both directions), an incremental `dbt build` (data tests and contracts included), and
-`dbt run --full-refresh` of the incremental models on the same data: EXCEPT ALL both ways must be
-empty for every incremental model.
+account's segment, an owner's manager, a contact's email, a late touchpoint file, a late touch
+weeks before the as-of date, quarantine flips in both directions; `int_opportunity_states_sequenced`
+built alone between the advance and these, so that the models chained to it detect on their own),
+an incremental `dbt build` (data tests and contracts included), and `dbt run --full-refresh` of
+the incremental models on the same data: EXCEPT ALL both ways must be empty for every incremental
+model.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 from assets.dbt.incremental_check import (
     INCREMENTAL_MODELS,
+    SALT,
     add_touchpoints,
     changed_opportunities,
     differences,
@@ -32,6 +35,16 @@ from sandbox.org import advance, generate
 pytestmark = pytest.mark.slow
 
 LOAD_ID = "9999999999.000001"  # after any load id of the first load (time.time() based)
+# the targeted changes: a later load than the advance (between them one model is built alone)
+TARGETED_LOAD_ID = "9999999999.0000015"
+# models that take their upstream models' recomputed ids when the chain holds
+# (macros/incremental_by_opportunity.sql, `upstream`)
+CHAINED = {
+    "attribution_touchpoints": ("int_opportunity_journeys",),
+    "pipeline_snapshots": ("opportunity_history", "opportunities"),
+    "opportunity_history": ("int_opportunity_states_sequenced", "opportunities"),
+    "int_opportunity_stage_entries_aggregated": ("int_opportunity_states_sequenced",),
+}
 
 
 def _sql(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list:
@@ -51,6 +64,33 @@ def _open_opportunity(con, offset: int) -> tuple[str, str, str]:
     )[0]
 
 
+def _late_old_touch(con, loaded_at: datetime) -> tuple[str, str]:
+    """A touch loaded late whose time is weeks before the as-of date: two days before the close
+    of a deal closed at least 30 days earlier, for a contact linked to it (the change detection
+    hashes only the people of deals closing after the earliest new touch)."""
+    opportunity, email_hash = _sql(
+        con,
+        "select o.id, sha256(? || lower(trim(c.email))) from salesforce.opportunity as o "
+        "join salesforce.opportunity_contact_role as r on r.opportunity_id = o.id "
+        "join salesforce.contact as c on c.id = r.contact_id "
+        "where o.is_closed and not o.is_deleted and not c.is_deleted and c.email is not null "
+        "and o.close_date < (select max(cast(system_modstamp as date)) - 30 "
+        "from salesforce.opportunity) and o.close_date - 2 > cast(o.created_date as date) "
+        "order by o.close_date desc, o.id limit 1",
+        [SALT],
+    )[0]
+    _sql(
+        con,
+        "insert into marketing.touchpoints by name select 'late-old-1' as touchpoint_id, "
+        "cast(o.close_date - 2 as timestamptz) as occurred_at, 'Email' as channel, "
+        "'late-old-file' as campaign, 'click' as touch_type, ? as email_hash, "
+        "'touchpoints/third.csv' as source_file, 0 as source_line, "
+        "cast(? as timestamp) as loaded_at from salesforce.opportunity as o where o.id = ?",
+        [email_hash, loaded_at, opportunity],
+    )
+    return opportunity, "late-old-1"
+
+
 def _targeted_changes(con) -> dict[str, str]:
     """Changes the advance does not make, each with the new load id, as dlt would merge them."""
     opp_a, account, _ = _open_opportunity(con, 0)
@@ -61,7 +101,7 @@ def _targeted_changes(con) -> dict[str, str]:
     _sql(
         con,
         "update salesforce.account set segment_c = ?, _dlt_load_id = ? where id = ?",
-        [other, LOAD_ID, account],
+        [other, TARGETED_LOAD_ID, account],
     )
     manager = _sql(
         con,
@@ -72,7 +112,7 @@ def _targeted_changes(con) -> dict[str, str]:
     _sql(
         con,
         'update salesforce."user" set manager_id = ?, _dlt_load_id = ? where id = ?',
-        [manager, LOAD_ID, owner],
+        [manager, TARGETED_LOAD_ID, owner],
     )
     # a contact with touches, linked to a deal: its new email loses them
     contact = _sql(
@@ -84,7 +124,7 @@ def _targeted_changes(con) -> dict[str, str]:
     _sql(
         con,
         "update salesforce.contact set email = 'moved-' || email, _dlt_load_id = ? where id = ?",
-        [LOAD_ID, contact],
+        [TARGETED_LOAD_ID, contact],
     )
     # quarantine: opp_c enters (and one history row of opp_d), opp_e (quarantined before) leaves
     opp_c, _, _ = _open_opportunity(con, 2)
@@ -117,7 +157,7 @@ def _targeted_changes(con) -> dict[str, str]:
     _sql(
         con,
         "update salesforce.product2 set family = 'Renamed family', _dlt_load_id = ? where id = ?",
-        [LOAD_ID, product],
+        [TARGETED_LOAD_ID, product],
     )
     return {
         "account": opp_a,
@@ -126,6 +166,19 @@ def _targeted_changes(con) -> dict[str, str]:
         "history": opp_d,
         "product": opp_f,
     }
+
+
+def _recorded(warehouse) -> dict[str, set[str]]:
+    """Per incremental model: the opportunities its last build recomputed."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = _sql(
+            con,
+            "select model, list(opportunity_id) from intermediate.incremental_changed group by 1",
+        )
+    finally:
+        con.close()
+    return {model.split(".")[-1]: set(ids) for model, ids in rows}
 
 
 @pytest.fixture(scope="session")
@@ -163,15 +216,21 @@ def incremental(tmp_path_factory):
     snapshot_tables(warehouse, INCREMENTAL_MODELS, "before_changes")
 
     merged = merge_like_dlt(org, advance(org, 7), warehouse, load_id=LOAD_ID)
+    # one upstream model alone: its downstream models' chain is broken, they detect on their
+    # own (everything since their last build, the advance included)
+    run_dbt(["run", "--select", "int_opportunity_states_sequenced"], home, target)
+    alone = _recorded(warehouse)["int_opportunity_states_sequenced"]
     con = duckdb.connect(str(warehouse))
     try:
         changed = _targeted_changes(con)
         changed["released"] = before
+        changed["late_old_touch"] = _late_old_touch(con, datetime(2026, 7, 1))
     finally:
         con.close()
     added = add_touchpoints(warehouse, 40, datetime(2026, 7, 1))
     build = run_dbt(["build", "--exclude-resource-type", "unit_test"], home, target)
     incremental_counts = changed_opportunities(warehouse)
+    recorded = _recorded(warehouse)
     snapshot_tables(warehouse, INCREMENTAL_MODELS, "incremental_copy")
     run_dbt(["run", "--full-refresh", "--select", *INCREMENTAL_MODELS], home, target)
     return {
@@ -182,6 +241,8 @@ def incremental(tmp_path_factory):
         "changed": changed,
         "build": build,
         "counts": (full_counts, unchanged_counts, incremental_counts),
+        "alone": alone,
+        "recorded": recorded,
     }
 
 
@@ -242,6 +303,34 @@ def test_the_changes_reached_the_tables(incremental):
         assert late > 0
     finally:
         con.close()
+
+
+def test_chained_models_take_their_upstream_changes(incremental):
+    """Where the upstream models' previous build was the model's last one, the model recomputes
+    exactly what they recomputed; where one was built in between (the states, alone), the
+    models reading it detect on their own and catch what that build had already taken."""
+    recorded, alone = incremental["recorded"], incremental["alone"]
+    assert alone  # the advance reached the states built alone
+    for model in ("attribution_touchpoints", "pipeline_snapshots"):
+        upstream = set().union(*(recorded[name] for name in CHAINED[model]))
+        assert recorded[model] == upstream, model
+    for model in ("opportunity_history", "int_opportunity_stage_entries_aggregated"):
+        assert alone <= recorded[model], model
+        assert not alone <= recorded["int_opportunity_states_sequenced"]  # not in its set again
+    # the late touch weeks before the as-of date reached its closed deal's journey
+    opportunity, touch = incremental["changed"]["late_old_touch"]
+    assert opportunity in recorded["int_opportunity_journeys"]
+    con = duckdb.connect(str(incremental["warehouse"]), read_only=True)
+    try:
+        rows = _sql(
+            con,
+            "select count(*) from intermediate.int_opportunity_journeys "
+            "where opportunity_id = ? and touchpoint_id = ?",
+            [opportunity, touch],
+        )
+    finally:
+        con.close()
+    assert rows == [(1,)]
 
 
 def test_only_changed_opportunities_are_recomputed(incremental):
@@ -566,7 +655,8 @@ def test_staging_tests_read_whole_views_until_a_green_run(staging_tests, scoped_
     # the green build before the attribution checks scoped every staging key test
     scoped = {uid for uid, sql in scoped_tests["scoped_sql"].items() if RAW_SCOPE in sql}
     assert _uid(scoped, UNIQUE_TASK) and _uid(scoped, UNIQUE_TASK.replace("unique", "not_null"))
-    assert not any("relationships_" in uid for uid in scoped)
+    # and the orphan-key tests (tests/integration/test_dbt_scoped_tests.py)
+    assert any("relationships_stg_salesforce__" in uid for uid in scoped)
 
 
 def test_scoped_staging_tests_fail_exactly_like_whole_views(staging_tests):

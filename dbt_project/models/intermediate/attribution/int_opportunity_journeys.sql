@@ -18,6 +18,7 @@
 }}
 
 {% set lookback_days = var('attribution_lookback_days', 365) %}
+{% set touch_source = 'marked' if is_incremental() else 'touch_details' %}
 
 with
 
@@ -45,23 +46,35 @@ leads as (
 
 ),
 
-contacts as (
-
-    select * from {{ ref('stg_salesforce__contacts') }}
-
-),
-
 contact_roles as (
 
     select * from {{ ref('stg_salesforce__opportunity_contact_roles') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
+
+),
+
+contacts as (
+
+    -- incremental: only the contacts of the changed deals (their email hash is computed)
+    select * from {{ ref('stg_salesforce__contacts') }}
+    {%- if is_incremental() %}
+    where contact_id in (select contact_roles.contact_id from contact_roles)
+    {%- endif %}
 
 ),
 
 touchpoints as (
 
-    -- read once, for the match; the touch's other columns are read again in `final`: a CTE
-    -- read twice is materialized by DuckDB, and this one held all 17M touches at large
+    -- read once, for the match. A full build reads the touch's other columns again in `final`
+    -- (a CTE read twice is materialized by DuckDB, and this one held all 17M touches at
+    -- large); an incremental build matches few touches and carries them along instead of
+    -- reading every touch twice
     select
+        {% if is_incremental() -%}
+        channel,
+        campaign,
+        touch_type,
+        {% endif -%}
         touchpoint_id,
         email_hash,
         occurred_at
@@ -85,7 +98,9 @@ people as (
 
     select
         leads.converted_opportunity_id as opportunity_id,
-        leads.email_hash,
+        -- hashed here, after the filters (the same macro as staging): DuckDB computes a view's
+        -- column before a semi-join, i.e. for every lead and contact
+        {{ email_hash('leads.email') }} as email_hash,
         'lead' as person_type,
         leads.created_date as person_created_at,
         {{ dbt.dateadd('day', 1, 'cast(leads.converted_date as timestamp)') }} as touches_before
@@ -93,14 +108,14 @@ people as (
     from leads
     where
         leads.converted_opportunity_id is not null
-        and leads.email_hash is not null
+        and {{ has_email_hash('leads.email') }}
         and {{ changed_opportunity_filter('leads.converted_opportunity_id') }}
 
     union all
 
     select
         contact_roles.opportunity_id,
-        contacts.email_hash,
+        {{ email_hash('contacts.email') }} as email_hash,
         'contact' as person_type,
         contacts.created_date as person_created_at,
         cast(null as timestamp) as touches_before
@@ -109,7 +124,7 @@ people as (
     inner join contacts
         on contact_roles.contact_id = contacts.contact_id
     where
-        contacts.email_hash is not null
+        {{ has_email_hash('contacts.email') }}
         and {{ changed_opportunity_filter('contact_roles.opportunity_id') }}
 
 ),
@@ -135,6 +150,13 @@ matched as (
     -- own columns are joined back at the end (touchpoint_id is unique in staging): carrying them
     -- through this aggregate and the windows ran out of the 2 GB memory limit at large.
     select
+        -- incremental: the touch's own columns too (one touch per id, unique in staging)
+        {% if is_incremental() -%}
+        max(touchpoints.email_hash) as email_hash,
+        max(touchpoints.channel) as channel,
+        max(touchpoints.campaign) as campaign,
+        max(touchpoints.touch_type) as touch_type,
+        {% endif -%}
         opportunities.opportunity_id,
         touchpoints.touchpoint_id,
         max(touchpoints.occurred_at) as occurred_at,
@@ -199,7 +221,7 @@ final as (
         -- ids
         marked.opportunity_id,
         marked.touchpoint_id,
-        touch_details.email_hash,
+        {{ touch_source }}.email_hash,
 
         -- order
         cast(marked.touch_position as integer) as touch_position,
@@ -207,9 +229,9 @@ final as (
 
         -- touch
         marked.occurred_at,
-        touch_details.channel,
-        touch_details.campaign,
-        touch_details.touch_type,
+        {{ touch_source }}.channel,
+        {{ touch_source }}.campaign,
+        {{ touch_source }}.touch_type,
         marked.person_type,
         {{ dbt.datediff('marked.occurred_at', 'marked.last_touch_at', 'microsecond') }}
         / 86400000000.0 as days_before_last_touch,
@@ -236,8 +258,10 @@ final as (
     from marked
     inner join opportunities
         on marked.opportunity_id = opportunities.opportunity_id
+    {%- if not is_incremental() %}
     inner join touch_details
         on marked.touchpoint_id = touch_details.touchpoint_id
+    {%- endif %}
 
 )
 

@@ -8,7 +8,9 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        pre_hook="{{ opportunity_incremental_pre_hook(owners=false) }}",
+        pre_hook="{{ opportunity_incremental_pre_hook(
+            owners=false, upstream=['intermediate.int_opportunity_states_sequenced'],
+        ) }}",
         post_hook="{{ opportunity_incremental_post_hook() }}",
     )
 }}

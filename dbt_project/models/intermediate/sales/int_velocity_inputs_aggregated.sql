@@ -15,9 +15,18 @@ history as (
 
 ),
 
-opportunities as (
+-- the opportunities are read twice, each through its own CTE: DuckDB materializes a CTE read
+-- twice (every opportunity at large)
+opportunity_owners as (
+
+    select opportunity_id, segment, owner_id from {{ ref('opportunities') }}
+
+),
+
+closed_opportunities as (
 
     select * from {{ ref('opportunities') }}
+    where is_closed
 
 ),
 
@@ -25,8 +34,8 @@ open_at_start as (
 
     select
         months.month_start,
-        opportunities.segment,
-        opportunities.owner_id,
+        opportunity_owners.segment,
+        opportunity_owners.owner_id,
         count(distinct history.opportunity_id) as open_qualified_opps,
         sum(history.amount_usd) as open_qualified_usd
 
@@ -35,10 +44,10 @@ open_at_start as (
         on
             history.valid_from <= months.month_start_at
             and (history.valid_to is null or history.valid_to > months.month_start_at)
-    inner join opportunities
-        on history.opportunity_id = opportunities.opportunity_id
+    inner join opportunity_owners
+        on history.opportunity_id = opportunity_owners.opportunity_id
     where history.is_qualified and not history.is_closed
-    group by months.month_start, opportunities.segment, opportunities.owner_id
+    group by months.month_start, opportunity_owners.segment, opportunity_owners.owner_id
 
 ),
 
@@ -54,8 +63,7 @@ closed_in_month as (
         coalesce(sum(case when status = 'lost' then amount_usd end), 0) as lost_usd,
         coalesce(sum(case when is_won then cycle_days end), 0) as won_cycle_days_sum
 
-    from opportunities
-    where is_closed
+    from closed_opportunities
     group by {{ dbt.date_trunc('month', 'close_date') }}, segment, owner_id
 
 ),

@@ -1,5 +1,9 @@
 -- Sales activities logged by reps: completed tasks (calls, emails, other tasks) and events
 -- (meetings, demos, onsite visits), one row each with the day it happened.
+-- A view: its one reader (rep_activity) aggregates it at once, and writing its ~10M rows (at
+-- large) as a table cost more than that aggregate on every run.
+
+{{ config(materialized='view') }}
 
 with
 

@@ -7,7 +7,10 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        pre_hook="{{ opportunity_incremental_pre_hook(people=true, history=false, owners=false) }}",
+        pre_hook="{{ opportunity_incremental_pre_hook(
+            people=true, history=false, owners=false,
+            upstream=['intermediate.int_opportunity_journeys'],
+        ) }}",
         post_hook="{{ opportunity_incremental_post_hook(people=true) }}",
     )
 }}

@@ -53,6 +53,11 @@ pipeline_at_start as (
     inner join history
         on
             history.owner_id = quota_quarters.owner_id
+            -- the quarter the deal closes in (implied by the close-date range below): a hash key,
+            -- so every state meets one quota row instead of all the owner's quarters (~25M
+            -- pairs filtered by range at large)
+            and cast({{ dbt.date_trunc('quarter', 'history.close_date') }} as date)
+            = quota_quarters.quarter_start
             and history.valid_from <= cast(quota_quarters.quarter_start as timestamp)
             and (
                 history.valid_to is null

@@ -6,7 +6,10 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        pre_hook="{{ opportunity_incremental_pre_hook(weeks='int_calendar_weeks_generated') }}",
+        pre_hook="{{ opportunity_incremental_pre_hook(
+            weeks='int_calendar_weeks_generated',
+            upstream=['marts.opportunity_history', 'marts.opportunities'],
+        ) }}",
         post_hook="{{ opportunity_incremental_post_hook(weeks='int_calendar_weeks_generated') }}",
     )
 }}
@@ -45,6 +48,9 @@
 
 with
 
+-- every CTE is read once: DuckDB materializes a CTE read twice, and the two parts of an
+-- incremental build would have materialized the whole history and opportunities marts
+
 weeks as (
 
     select * from {{ ref('int_calendar_weeks_generated') }}
@@ -54,26 +60,48 @@ weeks as (
 history as (
 
     select * from {{ ref('opportunity_history') }}
+    where {{ changed_opportunity_filter('opportunity_id') }}
 
 ),
 
 opportunities as (
 
     select * from {{ ref('opportunities') }}
-
-),
-
-changed_history as (
-
-    select * from history
     where {{ changed_opportunity_filter('opportunity_id') }}
 
 )
+{%- if is_incremental() %},
+
+new_weeks as (
+
+    select * from {{ ref('int_calendar_weeks_generated') }}
+    where week_end > {{ last_as_of }}
+
+),
+
+open_history as (
+
+    select * from {{ ref('opportunity_history') }}
+    where
+        not is_closed
+        -- implied by the join (valid_to >= snapshot_at > week_end), stated so it filters first
+        and (valid_to is null or valid_to > {{ last_as_of }})
+        and not ({{ changed_opportunity_filter('opportunity_id') }})
+
+),
+
+unchanged_opportunities as (
+
+    select * from {{ ref('opportunities') }}
+    where not ({{ changed_opportunity_filter('opportunity_id') }})
+
+)
+{%- endif %}
 
 select
     {{ snapshot_columns }}
 from weeks
-inner join changed_history as history
+inner join history
     on
         history.valid_from < weeks.snapshot_at
         and (history.valid_to is null or history.valid_to >= weeks.snapshot_at)
@@ -85,17 +113,11 @@ union all
 
 select
     {{ snapshot_columns }}
-from weeks
-inner join history
+from new_weeks as weeks
+inner join open_history as history
     on
         history.valid_from < weeks.snapshot_at
         and (history.valid_to is null or history.valid_to >= weeks.snapshot_at)
-inner join opportunities
+inner join unchanged_opportunities as opportunities
     on history.opportunity_id = opportunities.opportunity_id
-where
-    not history.is_closed
-    and weeks.week_end > {{ last_as_of }}
-    -- implied by the join (valid_to >= snapshot_at > week_end), stated so it filters history first
-    and (history.valid_to is null or history.valid_to > {{ last_as_of }})
-    and not ({{ changed_opportunity_filter('history.opportunity_id') }})
 {% endif %}

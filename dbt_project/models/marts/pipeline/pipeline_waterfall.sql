@@ -10,21 +10,19 @@
 
 with
 
-snapshots as (
-
-    select * from {{ ref('pipeline_snapshots') }}
-
-),
-
 weeks as (
 
     select * from {{ ref('int_calendar_weeks_generated') }}
 
 ),
 
-history as (
+-- won_by_end: whether the state covering the week's end is won. Only won states can say yes
+-- (intervals of one deal do not overlap), and joining every paired row to all its deal's states
+-- made ~8 candidate pairs per row at large
+won_states as (
 
     select * from {{ ref('opportunity_history') }}
+    where is_won
 
 ),
 
@@ -57,7 +55,9 @@ start_states as (
         cast(coalesce(snapshots.amount_usd, 0) as decimal(18, 2)) as amount_usd
 
     from week_pairs
-    inner join snapshots
+    -- the snapshots are read twice, each time straight from the table: DuckDB materializes a
+    -- CTE read twice (every snapshot row at large)
+    inner join {{ ref('pipeline_snapshots') }} as snapshots
         on week_pairs.previous_snapshot_date = snapshots.snapshot_date
 
 ),
@@ -71,7 +71,7 @@ end_states as (
         snapshots.close_quarter,
         cast(coalesce(snapshots.amount_usd, 0) as decimal(18, 2)) as amount_usd
 
-    from snapshots
+    from {{ ref('pipeline_snapshots') }} as snapshots
 
 ),
 
@@ -101,75 +101,114 @@ classified as (
         paired.*,
         week_pairs.week_end,
         opportunities.created_at >= week_pairs.week_start_at as created_this_week,
-        coalesce(end_history.is_won, false) as won_by_end
+        won_at_end.opportunity_id is not null as won_by_end
 
     from paired
     inner join week_pairs
         on paired.week_start = week_pairs.week_start
     inner join opportunities
         on paired.opportunity_id = opportunities.opportunity_id
-    left join history as end_history
+    left join won_states as won_at_end
         on
-            paired.opportunity_id = end_history.opportunity_id
-            and end_history.valid_from < week_pairs.snapshot_at
+            paired.opportunity_id = won_at_end.opportunity_id
+            and won_at_end.valid_from < week_pairs.snapshot_at
             and (
-                end_history.valid_to is null
-                or end_history.valid_to >= week_pairs.snapshot_at
+                won_at_end.valid_to is null
+                or won_at_end.valid_to >= week_pairs.snapshot_at
             )
 
 ),
 
--- one movement row per quarter an opportunity touches (its start and its end quarter)
+sides as (
+
+    select 'start' as side
+    union all
+    select 'end' as side
+
+),
+
+-- one movement row per quarter an opportunity touches (its start and its end quarter), in one
+-- pass over `classified` (two selects from it would materialize it)
 movements as (
 
     select
-        week_start,
-        week_end,
-        segment,
-        start_quarter as close_quarter,
-        start_usd,
-        cast(0 as decimal(18, 2)) as created_usd,
-        cast(0 as decimal(18, 2)) as pulled_in_usd,
+        classified.week_start,
+        classified.week_end,
+        classified.segment,
         case
-            when end_quarter = start_quarter and end_usd > start_usd then end_usd - start_usd
+            when sides.side = 'start' then classified.start_quarter else classified.end_quarter
+        end as close_quarter,
+        case
+            when sides.side = 'start' then classified.start_usd else 0
+        end as start_usd,
+        case
+            when
+                sides.side = 'end' and classified.start_quarter is null
+                and classified.created_this_week
+                then classified.end_usd
+            else 0
+        end as created_usd,
+        case
+            when sides.side = 'start' then 0
+            when classified.start_quarter is null and not classified.created_this_week
+                then classified.end_usd
+            when classified.start_quarter != classified.end_quarter then classified.end_usd
+            else 0
+        end as pulled_in_usd,
+        case
+            when
+                sides.side = 'start'
+                and classified.end_quarter = classified.start_quarter
+                and classified.end_usd > classified.start_usd
+                then classified.end_usd - classified.start_usd
             else 0
         end as increased_usd,
         case
-            when end_quarter = start_quarter and end_usd < start_usd then start_usd - end_usd
+            when
+                sides.side = 'start'
+                and classified.end_quarter = classified.start_quarter
+                and classified.end_usd < classified.start_usd
+                then classified.start_usd - classified.end_usd
             else 0
         end as decreased_usd,
-        case when end_quarter is null and won_by_end then start_usd else 0 end as won_usd,
-        case when end_quarter is null and not won_by_end then start_usd else 0 end as lost_usd,
-        case when end_quarter != start_quarter then start_usd else 0 end as slipped_out_usd,
-        case when end_quarter = start_quarter then end_usd else 0 end as end_usd
-
-    from classified
-    where start_quarter is not null
-
-    union all
-
-    select
-        week_start,
-        week_end,
-        segment,
-        end_quarter as close_quarter,
-        cast(0 as decimal(18, 2)) as start_usd,
-        case when start_quarter is null and created_this_week then end_usd else 0 end
-            as created_usd,
         case
-            when start_quarter is null and not created_this_week then end_usd
-            when start_quarter != end_quarter then end_usd
+            when
+                sides.side = 'start' and classified.end_quarter is null
+                and classified.won_by_end
+                then classified.start_usd
             else 0
-        end as pulled_in_usd,
-        cast(0 as decimal(18, 2)) as increased_usd,
-        cast(0 as decimal(18, 2)) as decreased_usd,
-        cast(0 as decimal(18, 2)) as won_usd,
-        cast(0 as decimal(18, 2)) as lost_usd,
-        cast(0 as decimal(18, 2)) as slipped_out_usd,
-        end_usd
+        end as won_usd,
+        case
+            when
+                sides.side = 'start' and classified.end_quarter is null
+                and not classified.won_by_end
+                then classified.start_usd
+            else 0
+        end as lost_usd,
+        case
+            when
+                sides.side = 'start' and classified.end_quarter != classified.start_quarter
+                then classified.start_usd
+            else 0
+        end as slipped_out_usd,
+        case
+            when sides.side = 'end' then classified.end_usd
+            when classified.end_quarter = classified.start_quarter then classified.end_usd
+            else 0
+        end as end_usd
 
     from classified
-    where end_quarter is not null and (start_quarter is null or start_quarter != end_quarter)
+    cross join sides
+    where
+        (sides.side = 'start' and classified.start_quarter is not null)
+        or (
+            sides.side = 'end'
+            and classified.end_quarter is not null
+            and (
+                classified.start_quarter is null
+                or classified.start_quarter != classified.end_quarter
+            )
+        )
 
 )
 

@@ -6,7 +6,9 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        pre_hook="{{ opportunity_incremental_pre_hook() }}",
+        pre_hook="{{ opportunity_incremental_pre_hook(
+            upstream=['intermediate.int_opportunity_states_sequenced', 'marts.opportunities'],
+        ) }}",
         post_hook="{{ opportunity_incremental_post_hook() }}",
     )
 }}
