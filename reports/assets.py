@@ -53,7 +53,9 @@ def get_publish_assets() -> list[AssetsDefinition]:
         description=(
             "The analysts' read-only copy of the marts (SALESOPS_HOME/marts.duckdb): the last "
             "published file copied, only the row delta of the tables whose content changed "
-            "applied (or the table rewritten when most of it changed), then swapped in "
+            "applied - for dbt's opportunity-keyed incremental marts the rows of the "
+            "opportunities dbt rebuilt, unhashed; for the others found by row hashes - (or the "
+            "table rewritten when most of it changed), then swapped in "
             "atomically; open readers are never blocked (full rebuild when there is no usable "
             "previous copy or most rows changed)."
         ),
@@ -63,21 +65,28 @@ def get_publish_assets() -> list[AssetsDefinition]:
 
         where = paths()
         result = publish_marts(where.warehouse, where.marts, PUBLISHED_SCHEMAS)
-        rewritten, patched = set(result.rewritten), set(result.patched)
+        rewritten, patched, keyed = set(result.rewritten), set(result.patched), set(result.keyed)
+        written = {
+            **dict.fromkeys(patched, "patched"),
+            **dict.fromkeys(keyed, "patched by key"),
+            **dict.fromkeys(rewritten, "rewritten"),
+        }
         preview = "| table | rows | written |\n|---|---:|---|\n" + "\n".join(
-            f"| {name} | {rows:,} | "
-            f"{'rewritten' if name in rewritten else 'patched' if name in patched else ''} |"
+            f"| {name} | {rows:,} | {written.get(name, '')} |"
             for name, rows in sorted(result.tables.items())
         )
         context.log.info(
-            "published %d tables to %s (%s, %d rewritten, %d patched: -%d +%d rows%s)",
+            "published %d tables to %s (%s, %d rewritten, %d patched (%d by key): -%d +%d rows, "
+            "%d rows hashed%s)",
             len(result.tables),
             result.marts_path,
             result.mode,
             len(rewritten),
             len(patched),
+            len(keyed),
             result.rows_deleted,
             result.rows_inserted,
+            result.hashed_rows,
             f"; {result.reason}" if result.reason else "",
         )
         return MaterializeResult(
@@ -90,11 +99,14 @@ def get_publish_assets() -> list[AssetsDefinition]:
                 "mode": result.mode,
                 "tables_rewritten": len(rewritten),
                 "tables_patched": len(patched),
+                "tables_patched_by_key": len(keyed),
+                "rows_hashed": result.hashed_rows,
                 "rows_deleted": result.rows_deleted,
                 "rows_inserted": result.rows_inserted,
                 "full_rebuild_reason": result.reason,
                 "fingerprint_seconds": round(result.fingerprint_seconds, 2),
                 "diff_seconds": round(result.diff_seconds, 2),
+                "step_seconds": MetadataValue.json(result.step_seconds),
                 "preview": MetadataValue.md(preview),
             }
         )

@@ -7,28 +7,55 @@ an open connection keeps reading the file it opened (the old inode) and new conn
 new file whole.
 
 **Row-level copy-on-write.** Re-inserting every table is the expensive part of a publish, and a
-weekly change touches a few percent of the rows of the big marts. A publish therefore:
+weekly change touches a few percent of the rows of the big marts. A publish therefore works out,
+per warehouse relation, what differs from the published copy, in one of two ways:
 
-1. hashes every row of every warehouse relation once (DuckDB's 64-bit `hash()` of the whole row,
+* **by key, from dbt's own change set** (no hashing; `_plan_by_key`). The opportunity-keyed
+  incremental marts (dbt_project/macros/incremental_by_opportunity.sql) leave one state row
+  per model in `intermediate.incremental_state`: `build_id` (the dbt invocation that built the
+  table), `previous_build_id` (the build it replaced incrementally; null after a full build),
+  `previous_as_of_date` (weekly snapshots) and `changed_opportunities`; the opportunities it
+  recomputed are in `intermediate.incremental_changed`. Such a build deleted and re-inserted
+  exactly the rows matching its pre-hook's predicate - `opportunity_id` among the changed ids,
+  or (weekly snapshots, which add a week of rows for every open deal) `snapshot_date` after
+  `previous_as_of_date` - and left every other row as it was. The published file records per
+  table the `build_id` it holds (`publish_tables.build_id`). Same build id as the warehouse's:
+  the table is kept, unread. `previous_build_id` = the recorded one: the patch deletes the
+  published rows matching the predicate and inserts the warehouse rows matching it, after
+  checking that the row counts add up (published - matching published + matching warehouse =
+  warehouse rows; a mart edited outside dbt fails this). Anything else (no state, a full
+  build, two builds without a publish in between, changed columns, counts out of step) takes
+  the hash path;
+* **by row hashes** (every other table, and a keyed one whose chain is broken):
+
+1. hashes every row of the warehouse relation once (DuckDB's 64-bit `hash()` of the whole row,
    kept with the row's `rowid` in a temp table) and derives the table's *content fingerprint*
    from those hashes (`table_fingerprint`: column names and types, row count, the sum and xor of
    the row hashes, hashed with SHA-256);
 2. compares each fingerprint with the one recorded in the published file (`publish_tables`,
    read from the intact last published file attached read-only). Equal: the table is kept as it
-   is (not read further, not rewritten). All equal: stop (mode "unchanged": the file is left as
-   it is);
+   is (not read further, not rewritten). All kept with equal fingerprints and build ids: stop
+   (mode "unchanged": the file is left as it is);
 3. for a changed table whose columns (names and types) are unchanged, hashes the published
    table's rows too and takes D = the hashes whose count differs between the two sides (the
    multiset difference: a changed row, an added or removed duplicate all land in D). The patch
    is "delete the published rows whose hash is in D, insert the warehouse rows whose hash is in
    D" - exact for multisets. A table whose delta is more than `PATCH_SHARE` of its rows, whose
-   columns changed, or that is new, is rewritten whole (drop + `create table as`);
+   columns changed, or that is new, is rewritten whole (drop + `create table as`).
+
+A view is hashed only when every table so far holds its published rows (a no-change publish
+can then stay "unchanged"); otherwise the file is rewritten anyway and the view is copied whole
+without hashing: evaluating it once is cheaper than evaluating it to hash it, hashing its
+published rows, and evaluating it again for the rows to insert (`attribution_data_driven`, the
+biggest view, changes nearly every row every week). Its fingerprint is then unknown (NULL).
+
 4. when the rows to write (inserted rows of patched tables + rows of rewritten tables) exceed
    `REBUILD_SHARE` of all rows, builds a fresh file (mode "full"); otherwise copies the last
    published file to the temp file (a plain file copy), applies the drops, rewrites and patches
    there (the rowids computed on the published file are the copy's: same bytes), checks the
    patched row counts, rewrites `publish_tables` / `publish_info`, checkpoints, then renames it
-   into place (mode "incremental").
+   into place (mode "incremental"). Every publish records the build ids the warehouse state
+   names, whichever way it went (a fresh build too), so the next one can patch by key.
 
 A fresh build also happens when there is no previous file, when it was not written by this code
 (`publish_info.format` differs, e.g. an older publisher or another DuckDB version whose `hash()`
@@ -38,16 +65,20 @@ WAL, when the free space inside it exceeds the live data (dropped tables and vac
 leave free blocks; a rebuild compacts: this bounds the file at about twice its live data over
 repeated patches), or when `incremental=False`. A fresh build made without a reusable previous
 file does not fingerprint the warehouse at all (nothing to compare with): it records no
-fingerprint, and the next publish diffs every table row by row once (and records them).
+fingerprint, and the next publish diffs every table that is not patched by key row by row once
+(and records them).
 
-Why hashes and not "the table was rebuilt": dbt rewrites every mart each run, so rebuild events
-say nothing about content. Collision assumption (the same for the fingerprint and the row diff):
-a false "unchanged" needs two different table contents with the same schema, the same row count
-and equal 128-bit hash aggregates (a 64-bit sum without overflow and a 64-bit xor); a wrong patch
-needs two different rows of one table with the same 64-bit `hash()` whose counts differ, and
-the row in D on the other side - a hash collision, not a logic path (about n^2 / 2^65 for n rows
-changed against the table: ~1e-7 for a million-row delta on a 10-million-row table). Tests check
-every published table against the warehouse with EXCEPT ALL both ways after patch publishes.
+Why hashes for the other tables and not "the table was rebuilt": dbt rewrites every other mart
+each run, so rebuild events say nothing about their content. The key path trusts that the marts
+are written by dbt only (the pipeline is the warehouse's single writer); the row-count check
+catches rows added or removed outside it, not values edited in place. Collision assumption
+(the same for the fingerprint and the row diff): a false "unchanged" needs two different table
+contents with the same schema, the same row count and equal 128-bit hash aggregates (a 64-bit
+sum without overflow and a 64-bit xor); a wrong patch needs two different rows of one table
+with the same 64-bit `hash()` whose counts differ, and the row in D on the other side - a hash
+collision, not a logic path (about n^2 / 2^65 for n rows changed against the table: ~1e-7 for
+a million-row delta on a 10-million-row table). Tests check every published table against the
+warehouse with EXCEPT ALL both ways after patch publishes, by hash and by key.
 
 Windows note: a rename over a file another process holds open fails there; publishing then
 raises and the previous copy stays in place.
@@ -82,7 +113,8 @@ WAREHOUSE_CATALOG = "publish_source"
 # bump when the fingerprint definition or the file layout changes: older files are rebuilt
 # 3: row-level patches; publish_tables gains action / rows_deleted / rows_inserted, and the
 #    fingerprint may be NULL (a fresh build made without a previous file records none)
-FORMAT_VERSION = 3
+# 4: publish_tables gains build_id / patched_by (patches keyed by dbt's changed opportunities)
+FORMAT_VERSION = 4
 FORMAT = f"salesops-publish/{FORMAT_VERSION}/duckdb-{duckdb.__version__}"
 # build a fresh file when the rows to write exceed this share of all rows
 REBUILD_SHARE = 0.5
@@ -91,6 +123,13 @@ REBUILD_SHARE = 0.5
 # left by deletes cost file space until DuckDB vacuums them or a rebuild compacts)
 PATCH_SHARE = 0.3
 ROW_ALIAS = "__publish_row"  # the table alias whose hash() is the row hash
+# dbt's bookkeeping of the opportunity-keyed incremental models
+# (dbt_project/macros/incremental_by_opportunity.sql): one state row per model, and the
+# opportunities whose rows the model's last incremental build deleted and re-inserted
+STATE_TABLE = ("intermediate", "incremental_state")
+CHANGED_TABLE = ("intermediate", "incremental_changed")
+KEY_COLUMN = "opportunity_id"
+WEEK_COLUMN = "snapshot_date"  # weekly snapshots also rebuild every row after the last as-of
 
 
 @dataclass(frozen=True)
@@ -108,6 +147,11 @@ class PublishResult:
     rows_deleted: int = 0  # rows deleted from patched tables
     rows_inserted: int = 0  # rows inserted into patched tables
     diff_seconds: float = 0.0  # hashing the published rows of changed tables + the deltas
+    keyed: tuple[str, ...] = ()  # of `patched`: patched by dbt's changed opportunities, no hash
+    hashed_rows: int = 0  # warehouse + published rows hashed by this publish
+    # seconds per phase of an incremental publish: plan (hashes, diffs, key plans), copy (the
+    # last published file), write (drops, rewrites, patches), checkpoint, fsync
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:
@@ -194,6 +238,8 @@ class _Source:
     prev_rows: int = 0
     hashes: str = ""  # temp table of (r, h) of the warehouse rows, while diffing
     delta: str = ""  # temp tables prefix holding the delta (rowids / hashes)
+    build_id: str | None = None  # the dbt build the warehouse table holds (incremental models)
+    key_filter: str = ""  # patched by key: the rows the dbt build replaced (a SQL predicate)
 
     @property
     def key(self) -> str:
@@ -273,6 +319,46 @@ def _reuse_check(target: Path) -> str:
 class _Recorded:
     fingerprint: str | None
     rows: int
+    build_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Build:
+    """A model's state row: the build its table holds and the build it replaced."""
+
+    build_id: str | None
+    previous_build_id: str | None  # null: a full build
+    previous_as_of_date: object  # weekly snapshots: rows dated after it were rebuilt too
+    changed_opportunities: int | None  # null: a full build
+
+
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> set[str]:
+    return {
+        r[0].lower()
+        for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_catalog = ? and table_schema = ? and table_name = ?",
+            [WAREHOUSE_CATALOG, schema, name],
+        ).fetchall()
+    }
+
+
+def _builds(con: duckdb.DuckDBPyConnection) -> dict[str, _Build]:
+    """dbt's state rows per model ("schema.identifier"), empty when the warehouse has no (or an
+    older) bookkeeping. A model with more than one state row is left out (hash path)."""
+    state = _columns(con, *STATE_TABLE)
+    wanted = {"model", "build_id", "previous_build_id", "previous_as_of_date"}
+    if not wanted | {"changed_opportunities"} <= state or not {"model", KEY_COLUMN} <= _columns(
+        con, *CHANGED_TABLE
+    ):
+        return {}
+    rows = con.execute(
+        "select model, any_value(build_id), any_value(previous_build_id), "
+        "any_value(previous_as_of_date), any_value(changed_opportunities) "
+        f"from {WAREHOUSE_CATALOG}.{STATE_TABLE[0]}.{STATE_TABLE[1]} "
+        "group by model having count(*) = 1"
+    ).fetchall()
+    return {r[0]: _Build(r[1], r[2], r[3], r[4]) for r in rows}
 
 
 def _recorded(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, _Recorded] | None:
@@ -294,9 +380,9 @@ def _recorded(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, _Record
     if "format" not in names or len(rows) != 1 or rows[0][names.index("format")] != FORMAT:
         return None
     return {
-        name: _Recorded(fingerprint, int(count))
-        for name, fingerprint, count in con.execute(
-            f"select table_name, fingerprint, row_count "
+        name: _Recorded(fingerprint, int(count), build_id)
+        for name, fingerprint, count, build_id in con.execute(
+            f"select table_name, fingerprint, row_count, build_id "
             f"from {_quote(catalog)}.main.{PUBLISH_TABLES_TABLE}"
         ).fetchall()
     }
@@ -442,16 +528,23 @@ def publish_marts(
             # equal a schema name and make references ambiguous
             con.execute(f"attach {_sql_string(str(warehouse))} as {WAREHOUSE_CATALOG} (read_only)")
             sources = _list_sources(con, schemas, warehouse, target)
+            builds = _builds(con)
+            for src in sources:
+                build = builds.get(f"{src.schema}.{src.name}")
+                src.build_id = build.build_id if build is not None else None
             result = None
-            timings = {"fingerprint": 0.0, "diff": 0.0}
+            timings = {"fingerprint": 0.0, "diff": 0.0, "hashed": 0.0}
             if not reason:
                 result, reason = _publish_incremental(
-                    con, warehouse, target, sources, rebuild_share, patch_share, timings
+                    con, warehouse, target, sources, builds, rebuild_share, patch_share, timings
                 )
             if result is None:
                 result = _publish_fresh(con, warehouse, target, sources, reason)
                 result = dataclasses.replace(
-                    result, fingerprint_seconds=timings["fingerprint"], diff_seconds=timings["diff"]
+                    result,
+                    fingerprint_seconds=timings["fingerprint"],
+                    diff_seconds=timings["diff"],
+                    hashed_rows=int(timings["hashed"]),
                 )
         finally:
             con.close()
@@ -481,6 +574,7 @@ def _publish_incremental(
     warehouse: Path,
     target: Path,
     sources: list[_Source],
+    builds: dict[str, _Build],
     rebuild_share: float,
     patch_share: float,
     timings: dict[str, float],
@@ -504,46 +598,44 @@ def _publish_incremental(
                 [PREVIOUS_CATALOG],
             ).fetchall()
         }
-        for n, src in enumerate(sources):
-            t0 = time.monotonic()
-            _hash_rows(con, src, f"publish_hashes_{n}")
-            timings["fingerprint"] += time.monotonic() - t0
+        wanted = {s.key for s in sources}
+        gone = sorted(k for k in recorded if k not in wanted)
+        fingerprints: dict[str, str | None] = {}
+        same_rows = not gone  # every relation so far holds the published rows
+        # tables first: when one of them changed the file is rewritten anyway, and a view is
+        # then copied without being hashed (evaluating it once beats hashing it, hashing its
+        # published rows and evaluating it again for the rows to insert)
+        for n in sorted(range(len(sources)), key=lambda i: sources[i].is_view):
+            src = sources[n]
             before = recorded.get(src.key)
-            if src.key not in published_tables:
-                src.action = "created"
-            elif before is None:
-                src.action = "rewritten"  # in the file but not in its record
-            elif before.fingerprint == src.fingerprint:
-                src.action = "kept"
-            elif _signature(con, src.published(PREVIOUS_CATALOG)) != src.signature:
-                src.action = "rewritten"  # columns renamed, added, removed or retyped
-            elif not src.patchable:
-                src.action = "rewritten"  # a column named rowid hides the row addresses
+            if src.is_view and not same_rows:
+                src.action = "rewritten" if src.key in published_tables else "created"
             else:
-                t0 = time.monotonic()
-                _diff(con, src, n)
-                timings["diff"] += time.monotonic() - t0
-                src.prev_rows = before.rows
-                delta = src.rows_deleted + src.rows_inserted
-                if delta == 0:
-                    src.action = "kept"  # same rows: only the fingerprint was unknown
-                elif delta > patch_share * (src.prev_rows + src.rows):
-                    src.action = "rewritten"
-                else:
-                    src.action = "patched"
-            _drop_temp(con, src)
+                why = "not a dbt incremental model"
+                build = builds.get(f"{src.schema}.{src.name}")
+                if before is not None and src.key in published_tables and build is not None:
+                    t0 = time.monotonic()
+                    why = _plan_by_key(con, src, before, build, n, patch_share)
+                    timings["diff"] += time.monotonic() - t0
+                if why:
+                    if build is not None:
+                        logger.info("publish: %s diffed by row hashes (%s)", src.key, why)
+                    _plan_by_hash(con, src, n, before, published_tables, patch_share, timings)
+            fingerprints[src.key] = src.fingerprint
+            same_rows = same_rows and src.action == "kept"
             logger.info(
                 "publish: %s %s (%d rows%s)",
                 src.key,
                 src.action,
                 src.rows,
-                f", -{src.rows_deleted} +{src.rows_inserted}" if src.action == "patched" else "",
+                f", -{src.rows_deleted} +{src.rows_inserted}"
+                + (" by key" if src.key_filter else "")
+                if src.action == "patched"
+                else "",
             )
-        wanted = {s.key for s in sources}
-        gone = sorted(k for k in recorded if k not in wanted)
-        fingerprints = {s.key: s.fingerprint for s in sources}
-        if not gone and all(
-            s.action == "kept" and recorded[s.key].fingerprint == s.fingerprint for s in sources
+        if same_rows and all(
+            (recorded[s.key].fingerprint, recorded[s.key].build_id) == (s.fingerprint, s.build_id)
+            for s in sources
         ):
             con.execute(f"detach {PREVIOUS_CATALOG}")
             _touch_sidecar(target)  # the intact published file holds exactly these contents
@@ -556,12 +648,14 @@ def _publish_incremental(
                 "unchanged",
                 fingerprint_seconds=timings["fingerprint"],
                 diff_seconds=timings["diff"],
+                hashed_rows=int(timings["hashed"]),
             ), ""
-        total = sum(s.rows for s in sources)
+        # views copied without hashing have no row count yet: written in either case
+        total = sum(s.rows for s in sources if s.fingerprint is not None or not s.is_view)
         writes = sum(
             s.rows_inserted if s.action == "patched" else s.rows
             for s in sources
-            if s.action != "kept"
+            if s.action != "kept" and (s.fingerprint is not None or not s.is_view)
         )
         if total and writes > rebuild_share * total:
             return None, (
@@ -574,8 +668,12 @@ def _publish_incremental(
 
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.tmp")
     local = _quote(TARGET_CATALOG)
+    steps = {"plan": time.monotonic() - started}
     try:
+        t0 = time.monotonic()
         shutil.copyfile(target, tmp)
+        steps["copy"] = time.monotonic() - t0
+        t0 = time.monotonic()
         con.execute(f"attach {_sql_string(str(tmp))} as {local}")
         for key in gone + [s.key for s in sources if s.action == "rewritten"]:
             into, name = key.split(".", 1)
@@ -588,19 +686,24 @@ def _publish_incremental(
                 _create(con, src)
             elif src.action == "patched":
                 _apply_patch(con, src)
+        steps["write"] = time.monotonic() - t0
+        t0 = time.monotonic()
         published_at = _write_bookkeeping(con, warehouse, sources, "incremental")
+        steps["checkpoint"] = time.monotonic() - t0
         used, free = _block_usage(con, TARGET_CATALOG)
         if free > used:
             logger.info("publish: %d free vs %d used blocks after patching", free, used)
             return None, f"compaction: {free} free vs {used} used blocks after patching"
         con.execute(f"detach {local}")
+        t0 = time.monotonic()
         _swap(tmp, target, fingerprints)
+        steps["fsync"] = time.monotonic() - t0
     finally:
         with contextlib.suppress(duckdb.Error):
             con.execute(f"detach {local}")
         _discard(tmp)
         for src in sources:
-            for suffix in ("_del", "_ins"):
+            for suffix in ("_del", "_ins", "_keys"):
                 if src.delta:
                     con.execute(f"drop table if exists {src.delta}{suffix}")
     patched = [s for s in sources if s.action == "patched"]
@@ -618,7 +721,127 @@ def _publish_incremental(
         sum(s.rows_deleted for s in patched),
         sum(s.rows_inserted for s in patched),
         timings["diff"],
+        tuple(s.key for s in patched if s.key_filter),
+        int(timings["hashed"]),
+        {k: round(v, 3) for k, v in steps.items()},
     ), ""
+
+
+def _plan_by_hash(
+    con: duckdb.DuckDBPyConnection,
+    src: _Source,
+    n: int,
+    before: _Recorded | None,
+    published_tables: set[str],
+    patch_share: float,
+    timings: dict[str, float],
+) -> None:
+    """Fingerprint `src` from its row hashes and, when it changed, diff it row by row against
+    its published copy (module docstring, steps 1-3); sets its action."""
+    t0 = time.monotonic()
+    _hash_rows(con, src, f"publish_hashes_{n}")
+    timings["fingerprint"] += time.monotonic() - t0
+    timings["hashed"] += src.rows
+    if src.key not in published_tables:
+        src.action = "created"
+    elif before is None:
+        src.action = "rewritten"  # in the file but not in its record
+    elif before.fingerprint == src.fingerprint:
+        src.action = "kept"
+    elif _signature(con, src.published(PREVIOUS_CATALOG)) != src.signature:
+        src.action = "rewritten"  # columns renamed, added, removed or retyped
+    elif not src.patchable:
+        src.action = "rewritten"  # a column named rowid hides the row addresses
+    else:
+        t0 = time.monotonic()
+        _diff(con, src, n)
+        timings["diff"] += time.monotonic() - t0
+        timings["hashed"] += before.rows
+        src.prev_rows = before.rows
+        delta = src.rows_deleted + src.rows_inserted
+        if delta == 0:
+            src.action = "kept"  # same rows: only the fingerprint was unknown
+        elif delta > patch_share * (src.prev_rows + src.rows):
+            src.action = "rewritten"
+        else:
+            src.action = "patched"
+    _drop_temp(con, src)
+
+
+def _plan_by_key(
+    con: duckdb.DuckDBPyConnection,
+    src: _Source,
+    before: _Recorded,
+    build: _Build,
+    n: int,
+    patch_share: float,
+) -> str:
+    """Plan the update of a dbt incremental model's published copy from dbt's own change set,
+    without hashing: '' when planned (the action is set), else why the rows must be hashed.
+
+    The published copy holds build `before.build_id`. The same build is still in the warehouse:
+    kept. The warehouse build replaced exactly that one (`previous_build_id`) incrementally:
+    its rows differ from it by the rows matching the pre-hook's delete predicate - the changed
+    opportunities (`intermediate.incremental_changed`) and, for weekly snapshots, every row
+    dated after the replaced build's as-of date - deleted there and re-inserted. The patch
+    deletes the published rows matching it and inserts the warehouse rows matching it. Row
+    counts must add up (published - deleted + inserted = warehouse), else hash path.
+    """
+    if src.is_view:
+        return "a view"
+    if build.build_id is None or before.build_id is None:
+        return "no dbt build id recorded"
+    if _signature(con, src.published(PREVIOUS_CATALOG)) != src.signature:
+        return "columns changed"
+    if build.build_id == before.build_id:
+        rows = con.execute(f"select count(*) from {src.relation}").fetchone()[0]
+        if rows != before.rows:
+            return f"same build, {before.rows} rows published, {rows} in the warehouse"
+        src.action, src.fingerprint, src.rows = "kept", before.fingerprint, int(rows)
+        return ""
+    if build.changed_opportunities is None:
+        return "a full dbt build since the last publish"
+    if build.previous_build_id != before.build_id:
+        return "another dbt build since the last publish"
+    columns = {name.lower() for name, _ in src.signature}
+    weekly = build.previous_as_of_date is not None
+    if KEY_COLUMN not in columns or (weekly and WEEK_COLUMN not in columns):
+        return f"no {KEY_COLUMN}{' / ' + WEEK_COLUMN if weekly else ''} column"
+    src.delta = f"publish_delta_{n}"
+    keys = f"{src.delta}_keys"
+    con.execute(
+        f"create or replace temp table {keys} as select distinct {KEY_COLUMN} "
+        f"from {WAREHOUSE_CATALOG}.{CHANGED_TABLE[0]}.{CHANGED_TABLE[1]} where model = ?",
+        [f"{src.schema}.{src.name}"],
+    )
+    count = con.execute(f"select count(*) from {keys}").fetchone()[0]
+    if count != build.changed_opportunities:
+        return f"{count} changed ids listed, {build.changed_opportunities} in the state"
+    predicate = f"{_quote(KEY_COLUMN)} in (select {KEY_COLUMN} from {keys})"
+    if weekly:
+        as_of = _sql_string(str(build.previous_as_of_date))
+        predicate += f" or {_quote(WEEK_COLUMN)} > {as_of}::date"
+    rows, inserted = con.execute(
+        f"select count(*), count(*) filter (where {predicate}) from {src.relation}"
+    ).fetchone()
+    prev, deleted = con.execute(
+        f"select count(*), count(*) filter (where {predicate}) "
+        f"from {src.published(PREVIOUS_CATALOG)}"
+    ).fetchone()
+    if prev != before.rows or prev - deleted + inserted != rows:
+        return (
+            f"row counts out of step: {prev} published - {deleted} + {inserted} "
+            f"!= {rows} in the warehouse"
+        )
+    src.rows, src.prev_rows = int(rows), int(prev)
+    src.rows_deleted, src.rows_inserted = int(deleted), int(inserted)
+    if deleted + inserted == 0:
+        src.action, src.fingerprint = "kept", before.fingerprint
+    elif deleted + inserted > patch_share * (prev + rows):
+        src.action, src.fingerprint = "rewritten", None
+    else:
+        src.action, src.fingerprint, src.key_filter = "patched", None, predicate
+    return ""
 
 
 def _create(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
@@ -636,20 +859,26 @@ def _create(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
 def _apply_patch(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
     """Delete the published rows of the delta and insert the warehouse's, in the copy."""
     copy = src.published(TARGET_CATALOG)
-    deleted = con.execute(
-        f"delete from {copy} where rowid in (select r from {src.delta}_del)"
-    ).fetchone()[0]
-    if src.has_rowid:
+    if src.key_filter:  # the rows the dbt build replaced (`_plan_by_key`)
+        deleted = con.execute(f"delete from {copy} where {src.key_filter}").fetchone()[0]
         inserted = con.execute(
-            f"insert into {copy} select * from {src.relation} "
-            f"where rowid in (select r from {src.delta}_ins)"
+            f"insert into {copy} select * from {src.relation} where {src.key_filter}"
         ).fetchone()[0]
     else:
-        a = _alias(src.signature)
-        inserted = con.execute(
-            f"insert into {copy} select * from {src.relation} as {a} "
-            f"where hash({a}) in (select h from {src.delta}_ins)"
+        deleted = con.execute(
+            f"delete from {copy} where rowid in (select r from {src.delta}_del)"
         ).fetchone()[0]
+        if src.has_rowid:
+            inserted = con.execute(
+                f"insert into {copy} select * from {src.relation} "
+                f"where rowid in (select r from {src.delta}_ins)"
+            ).fetchone()[0]
+        else:
+            a = _alias(src.signature)
+            inserted = con.execute(
+                f"insert into {copy} select * from {src.relation} as {a} "
+                f"where hash({a}) in (select h from {src.delta}_ins)"
+            ).fetchone()[0]
     rows = con.execute(f"select count(*) from {copy}").fetchone()[0]
     if (deleted, inserted, rows) != (src.rows_deleted, src.rows_inserted, src.rows):
         raise RuntimeError(
@@ -687,10 +916,11 @@ def _write_bookkeeping(
     con.execute(
         f"create or replace table {local}.main.{PUBLISH_TABLES_TABLE} ("
         "table_name varchar, source_table varchar, row_count bigint, fingerprint varchar, "
-        "rewritten boolean, action varchar, rows_deleted bigint, rows_inserted bigint)"
+        "rewritten boolean, action varchar, rows_deleted bigint, rows_inserted bigint, "
+        "build_id varchar, patched_by varchar)"
     )
     con.executemany(
-        f"insert into {local}.main.{PUBLISH_TABLES_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert into {local}.main.{PUBLISH_TABLES_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             [
                 s.key,
@@ -701,6 +931,8 @@ def _write_bookkeeping(
                 s.action,
                 s.rows_deleted if s.action == "patched" else 0,
                 s.rows_inserted if s.action == "patched" else 0,
+                s.build_id,
+                ("key" if s.key_filter else "hash") if s.action == "patched" else None,
             ]
             for s in sources
         ],

@@ -282,8 +282,9 @@ def test_incremental_publish_rewrites_only_changed_tables(tmp_path):
     assert changed.mode == "incremental"
     # `big`: one row out, one in (patched in place); `dup`: its 3 identical rows become 4, so
     # all of them are in the delta (3 out, 4 in: more than PATCH_SHARE) and it is rewritten;
-    # the view's counts are equal
-    assert changed.patched == ("main.big",) and changed.rewritten == ("main.dup",)
+    # a table changed, so the view is copied whole without being hashed
+    assert changed.patched == ("main.big",)
+    assert changed.rewritten == ("main.big_by_k", "main.dup")
     assert (changed.rows_deleted, changed.rows_inserted) == (1, 1)
     assert physical_order(marts, big_sql, "main") == [0, 1, 2]  # patched: the old order kept
     assert physical_order(marts, small_sql, "main") == [1, 2]  # still the first copy
@@ -292,7 +293,7 @@ def test_incremental_publish_rewrites_only_changed_tables(tmp_path):
         assert con.execute("select label from big where id = 123456").fetchone()[0] == "changed"
         assert con.execute("select count(*) from dup").fetchone()[0] == 4
         info = con.execute("select mode, rewritten, patched, tables from publish_info").fetchone()
-        assert info == ("incremental", 1, 1, 5)
+        assert info == ("incremental", 2, 1, 5)
         flags = {
             r[0]: r[1:]
             for r in con.execute(
@@ -317,18 +318,18 @@ def test_incremental_publish_detects_view_schema_drop_and_new_tables(tmp_path):
         con.execute("create table marts.fresh as select 42 as answer")
     result = publish_marts(warehouse, marts, rebuild_share=1.0)
     assert result.mode == "incremental"
-    assert set(result.rewritten) == {"main.small", "main.fresh"}  # new columns, new table
-    # a seventh of `big` deleted, one group of the view gone: both patched (the view through
-    # its row hashes)
-    assert set(result.patched) == {"main.big", "main.big_by_k"}
+    # new columns, new table; the view (one group gone) copied whole since tables changed
+    assert set(result.rewritten) == {"main.small", "main.fresh", "main.big_by_k"}
+    # a seventh of `big` deleted: patched
+    assert set(result.patched) == {"main.big"}
     deleted_big = len([i for i in range(200000) if i % 7 == 3])
-    assert (result.rows_deleted, result.rows_inserted) == (deleted_big + 1, 0)
+    assert (result.rows_deleted, result.rows_inserted) == (deleted_big, 0)
     assert "main.dup" not in result.tables
     assert_published_equals_warehouse(warehouse, marts)
     with duckdb.connect(str(warehouse)) as con:  # same values, wider type
         con.execute("create or replace table marts.fresh as select 42::bigint as answer")
     result = publish_marts(warehouse, marts)
-    assert result.rewritten == ("main.fresh",)
+    assert result.rewritten == ("main.big_by_k", "main.fresh")
     assert_published_equals_warehouse(warehouse, marts)
 
 
@@ -374,7 +375,9 @@ def test_a_mostly_changed_warehouse_is_published_fresh(tmp_path):
     with duckdb.connect(str(warehouse)) as con:  # a small change is patched in
         con.execute("update marts.small set s = 'z' where i = 1")
     result = publish_marts(warehouse, marts)
-    # `small` has 2 rows: its one-row delta is more than PATCH_SHARE of it, so rewritten
-    assert result.mode == "incremental" and result.rewritten == ("main.small",)
+    # `small` has 2 rows: its one-row delta is more than PATCH_SHARE of it, so rewritten (and
+    # the view with it, unhashed, as a table changed)
+    assert result.mode == "incremental"
+    assert result.rewritten == ("main.big_by_k", "main.small")
     assert result.patched == ()
     assert_published_equals_warehouse(warehouse, marts)

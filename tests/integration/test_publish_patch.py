@@ -91,8 +91,8 @@ def test_weekly_deltas_are_patched_exactly(tmp_path):
         con.execute("insert into marts.deals select * from marts.deals where id between 7 and 16")
     result = publish_marts(warehouse, marts)
     assert result.mode == "incremental" and result.patched == ("main.deals",)
-    # every one of the view's 5 rows changes (delta 10 of 10 rows): rewritten whole
-    assert result.rewritten == ("main.deals_by_stage",)
+    # a table changed: the view is copied whole without being hashed
+    assert result.rewritten == ("main.deals_by_stage",) and result.hashed_rows > 0
     # planted: -40 updated -25 deleted, +40 updated +20 new; ids 7..16 were each published
     # once and now count 2 rows: their hashes are in the delta, 1 row out and 2 in each
     assert (result.rows_deleted, result.rows_inserted) == (40 + 25 + 10, 40 + 20 + 20)
@@ -132,7 +132,7 @@ def test_weekly_deltas_are_patched_exactly(tmp_path):
     assert per_table["main.deals"] == ("patched", 2 + 2 + 1, 1 + 2 + 1)
     # touches: (1, 'email', 1) 4 -> 3 copies and (2, 'email', 2) 4 -> 5 copies
     assert per_table["main.touches"] == ("patched", 4 + 4, 3 + 5)
-    assert per_table["main.deals_by_stage"] == ("rewritten", 0, 0)  # 3 of 5 stages changed
+    assert per_table["main.deals_by_stage"] == ("rewritten", 0, 0)  # a table changed
     assert per_table["main.odd"] == ("kept", 0, 0)
     assert_same(warehouse, marts)
 
@@ -140,7 +140,34 @@ def test_weekly_deltas_are_patched_exactly(tmp_path):
     with duckdb.connect(str(warehouse)) as con:
         con.execute("update marts.odd set flag = 1 - flag where rowid = 5")
     result = publish_marts(warehouse, marts)
-    assert result.rewritten == ("main.odd",) and result.patched == ()
+    assert result.rewritten == ("main.deals_by_stage", "main.odd") and result.patched == ()
+    assert_same(warehouse, marts)
+    # the view was copied without its fingerprint: the next publish diffs it (no row differs),
+    # writes a file recording it, and the one after finds everything unchanged
+    again = publish_marts(warehouse, marts)
+    assert (again.mode, again.rewritten, again.patched) == ("incremental", (), ())
+    assert publish_marts(warehouse, marts).mode == "unchanged"
+
+
+def test_a_view_changed_alone_is_diffed_and_patched_by_hash(tmp_path):
+    """Every published table unchanged but a view over an unpublished table changed: the view
+    is hashed, diffed and its changed rows patched (picked by hash: a view has no rowid)."""
+    warehouse, marts = tmp_path / "warehouse.duckdb", tmp_path / "marts.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema marts")
+        con.execute("create schema raw")
+        con.execute(
+            "create table raw.events as select range as id, range % 7 as k from range(5000)"
+        )
+        con.execute("create table marts.keep as select range as id from range(100)")
+        con.execute("create view marts.events as select id, k, id * 2 as twice from raw.events")
+    assert publish_marts(warehouse, marts).mode == "full"
+    assert publish_marts(warehouse, marts).mode == "incremental"  # records the fingerprints
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update raw.events set k = k + 100 where id < 30")
+    result = publish_marts(warehouse, marts)
+    assert result.mode == "incremental" and result.patched == ("main.events",)
+    assert (result.rows_deleted, result.rows_inserted) == (30, 30)
     assert_same(warehouse, marts)
     assert publish_marts(warehouse, marts).mode == "unchanged"
 
@@ -163,7 +190,8 @@ def test_schema_changes_and_big_deltas_rewrite_the_table(tmp_path):
     with duckdb.connect(str(warehouse)) as con:
         con.execute("update marts.plain set i = i + 1000 where i < 200")
     result = publish_marts(warehouse, marts)
-    assert PATCH_SHARE < 400 / 600 and result.rewritten == ("main.plain",)
+    assert PATCH_SHARE < 400 / 600
+    assert result.rewritten == ("main.deals_by_stage", "main.plain")
     assert_same(warehouse, marts)
 
 
