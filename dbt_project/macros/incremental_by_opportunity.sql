@@ -508,7 +508,7 @@ where opportunity_id is not null
 {% macro opportunity_incremental_post_hook(people=false, weeks=none) -%}
     {%- set with_loaded_at = _touchpoints_have_loaded_at() -%}
     {%- set full_build -%}
-        coalesce((select bool_or(full_build) from {{ _changes_scratch_relation() }}), true)
+        coalesce((select bool_or(full_build) from {{ _changes_scratch_relation() }}), false)
     {%- endset -%}
     delete from {{ incremental_state_relation() }}
     where model = {{ _model_key() }} and build_id = '{{ invocation_id }}';

@@ -184,6 +184,8 @@ def story(tmp_path_factory) -> Story:
     )
     s.week()
     s.publish("edited_warehouse")
+    s.dbt()  # a build that finds nothing changed
+    s.publish("no_change_build")
     with duckdb.connect(str(s.marts)) as con:  # someone writes into the analysts' file
         con.execute("delete from main.opportunity_history where rowid = 0")
     s.publish("edited_file")
@@ -199,6 +201,7 @@ def test_every_publish_equals_the_warehouse(story):
         "two_builds",
         "full_refresh",
         "edited_warehouse",
+        "no_change_build",
         "edited_file",
     }
     for step, record in story.steps.items():
@@ -268,6 +271,22 @@ def test_a_mart_edited_outside_dbt_is_caught_by_the_row_counts(story):
     assert "main.opportunities" in result.patched and "main.opportunities" not in result.keyed
     # the others resume the chain the hash publish after the full refresh recorded
     assert set(result.keyed) == KEYED - {"main.opportunities"}
+
+
+def test_a_build_that_changed_nothing_keeps_the_chain(story):
+    step = story.steps["no_change_build"]
+    # incremental builds with no changed opportunity: not full builds, so they name the build
+    # they replaced and publish stays on the key path (it hashed them all before)
+    assert {m: (v[1] is not None, v[3]) for m, v in step["state"].items()} == {
+        m: (True, 0) for m in step["state"]
+    }
+    result = step["result"]
+    others = sum(rows for name, rows in result.tables.items() if name not in KEYED)
+    assert result.hashed_rows <= 2 * others, (result.mode, result.reason)  # keyed marts unread
+    # the file holds this build now, so next week's build continues the chain
+    built = {"main." + m.split(".")[1]: v[0] for m, v in step["state"].items()}
+    recorded = {t: step["recorded"][t][0] for t in KEYED}
+    assert recorded == {t: built[t] for t in KEYED}
 
 
 def test_a_hand_edited_published_file_is_rebuilt(story):
