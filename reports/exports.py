@@ -172,6 +172,7 @@ def write_export(
         raise ValueError(f"export table lacks column(s): {', '.join(missing)}")
     as_of_s = pd.Timestamp(as_of).strftime("%Y-%m-%d")
     cad_dir = Path(root) / cadence
+    _check_latest_is_ours(cad_dir)
     as_of_dir = cad_dir / as_of_s
     as_of_dir.mkdir(parents=True, exist_ok=True)
     for v, p in sorted(_existing_versions(as_of_dir).items()):
@@ -224,6 +225,23 @@ def _latest_target(cad_dir: Path) -> Path | None:
     if link.is_symlink():
         return (cad_dir / os.readlink(link)).resolve()
     return None
+
+
+def _check_latest_is_ours(cad_dir: Path) -> None:
+    """Refuse, before any work, when `latest` is not the symlink this module maintains.
+
+    A copy of the exports folder made without keeping symlinks (`cp -rL`, `shutil.copytree`
+    without `symlinks=True`) turns `latest` into a plain folder; replacing it would fail half-way
+    (or delete what someone put there), so say what happened and how to fix it instead."""
+    link = cad_dir / "latest"
+    if link.exists() and not link.is_symlink():
+        kind = "folder" if link.is_dir() else "file"
+        raise ExportRefused(
+            f"{link} is a {kind}, not the symlink the finance export maintains (was the exports "
+            f"folder copied without keeping symlinks, e.g. `cp -rL` or shutil.copytree without "
+            f"symlinks=True?). Nothing was written. Check it holds nothing you need, remove it, "
+            f"and rerun: the export recreates it. {cad_dir / 'LATEST'} names the current version."
+        )
 
 
 def _switch_latest(cad_dir: Path, final: Path) -> None:

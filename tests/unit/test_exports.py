@@ -119,6 +119,30 @@ def test_latest_switched_only_after_complete_and_failure_leaves_nothing(tmp_path
     assert not any((tmp_path / "weekly" / "2026-12-07").glob("v*"))
 
 
+def test_latest_copied_as_a_folder_is_refused_with_a_clear_message(tmp_path):
+    good = write_export(export_table(_forecast(), 0.99), "weekly", "2026-11-30", "run-a", tmp_path)
+    latest = tmp_path / "weekly" / "latest"
+    latest.unlink()  # what `cp -rL` / copytree(symlinks=False) of the exports folder leaves
+    latest.mkdir()
+    (latest / "forecast.csv").write_text("a copy\n")
+    with pytest.raises(ExportRefused, match=r"latest is a folder, not the symlink") as info:
+        write_export(
+            export_table(_forecast("2026-12-07"), 0.99), "weekly", "2026-12-07", "run-b", tmp_path
+        )
+    assert "remove it, and rerun" in str(info.value)
+    # refused before any work: no new version, no temp folder, the copy untouched
+    assert not any((tmp_path / "weekly" / "2026-12-07").glob("v*"))
+    assert not [p for p in (tmp_path / "weekly").iterdir() if p.name.startswith(".tmp")]
+    assert (latest / "forecast.csv").read_text() == "a copy\n"
+    # once removed as the message says, the export runs and recreates the symlink
+    (latest / "forecast.csv").unlink()
+    latest.rmdir()
+    res = write_export(
+        export_table(_forecast("2026-12-07"), 0.99), "weekly", "2026-12-07", "run-b", tmp_path
+    )
+    assert latest.is_symlink() and latest.resolve() == res.path.resolve() != good.path.resolve()
+
+
 def test_export_refused_below_quality_gate(tmp_path):
     with pytest.raises(ExportRefused, match="97.50% is below the 98% gate"):
         write_export(
