@@ -801,13 +801,25 @@ def summarize(report: dict) -> list[str]:
     return lines
 
 
+def _positive_days(text: str) -> float:
+    days = float(text)
+    if not days > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 (the org only moves forward), got {text}")
+    return days
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="small", choices=("small", "medium", "large"))
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--skip-floor", action="store_true")
     ap.add_argument("--skip-incremental", action="store_true")
-    ap.add_argument("--days", type=float, default=7.0, help="advance before the incremental run")
+    ap.add_argument(
+        "--days",
+        type=_positive_days,
+        default=7.0,
+        help="days of org changes before the incremental run (> 0; 0.01: a near-empty change set)",
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--keep", action="store_true", help="keep the temp SALESOPS_HOME")
     ap.add_argument(
