@@ -59,8 +59,11 @@ def test_profile_and_project_settings():
     assert dev["type"] == "duckdb"
     # one model at a time by default: the DuckDB memory cap is shared by dbt's threads
     assert dev["threads"] == "{{ env_var('SALESOPS_DBT_THREADS', '1') | as_number }}"
-    assert dev["settings"]["memory_limit"] == "{{ env_var('SALESOPS_DBT_MEMORY_LIMIT', '2GB') }}"
-    assert dev["settings"]["preserve_insertion_order"] is False
+    # database-wide settings once at open (config_options), not a SET per cursor (settings)
+    limit = "{{ env_var('SALESOPS_DBT_MEMORY_LIMIT', '2GB') }}"
+    assert dev["config_options"]["memory_limit"] == limit
+    assert dev["config_options"]["preserve_insertion_order"] is False
+    assert dev["settings"] == {"TimeZone": "UTC"}
     assert "env_var('SALESOPS_HOME'" in dev["path"] and dev["path"].endswith("/warehouse.duckdb")
     proj = yaml.safe_load((project.PROJECT_DIR / "dbt_project.yml").read_text())
     assert proj["profile"] == "salesops"
