@@ -34,6 +34,7 @@ INCREMENTAL_MODELS = {
     "int_opportunity_states_sequenced": "intermediate",
     "int_opportunity_stage_entries_aggregated": "intermediate",
     "int_opportunity_process_checked": "intermediate",
+    "int_opportunity_product_families_ranked": "intermediate",
     "opportunities": "marts",
     "opportunity_history": "marts",
     "int_opportunity_journeys": "intermediate",

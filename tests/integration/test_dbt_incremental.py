@@ -14,13 +14,14 @@ model.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 
 import duckdb
 import pytest
 
+from assets.dbt import incremental_check
 from assets.dbt.incremental_check import (
-    INCREMENTAL_MODELS,
     SALT,
     add_touchpoints,
     changed_opportunities,
@@ -30,9 +31,13 @@ from assets.dbt.incremental_check import (
     run_dbt,
     snapshot_tables,
 )
+from assets.dbt.project import PROJECT_DIR
 from sandbox.org import advance, generate
 
 pytestmark = pytest.mark.slow
+
+# every opportunity-keyed incremental model of the project (checked below against the SQL)
+INCREMENTAL_MODELS = incremental_check.INCREMENTAL_MODELS
 
 LOAD_ID = "9999999999.000001"  # after any load id of the first load (time.time() based)
 # the targeted changes: a later load than the advance (between them one model is built alone)
@@ -159,12 +164,29 @@ def _targeted_changes(con) -> dict[str, str]:
         "update salesforce.product2 set family = 'Renamed family', _dlt_load_id = ? where id = ?",
         [TARGETED_LOAD_ID, product],
     )
+    # a deleted line item (dlt merges it with is_deleted = true): the deal's only line item
+    # goes, and with it the deal's primary product family row
+    opp_g = _sql(
+        con,
+        "select li.opportunity_id from salesforce.opportunity_line_item as li "
+        "join salesforce.opportunity as o on o.id = li.opportunity_id and not o.is_deleted "
+        "where not li.is_deleted and li.opportunity_id <> ? group by 1 having count(*) = 1 "
+        "order by 1 limit 1",
+        [opp_f],
+    )[0][0]
+    _sql(
+        con,
+        "update salesforce.opportunity_line_item set is_deleted = true, _dlt_load_id = ? "
+        "where opportunity_id = ?",
+        [TARGETED_LOAD_ID, opp_g],
+    )
     return {
         "account": opp_a,
         "owner": opp_b,
         "quarantined": opp_c,
         "history": opp_d,
         "product": opp_f,
+        "line_item_deleted": opp_g,
     }
 
 
@@ -246,6 +268,20 @@ def incremental(tmp_path_factory):
     }
 
 
+def test_the_list_of_incremental_models_is_complete():
+    # the equality tests below cover exactly the models dbt builds incrementally
+    models = PROJECT_DIR / "models"
+    incremental = {
+        sql.stem
+        for sql in models.rglob("*.sql")
+        if re.search(r"materialized\s*=\s*['\"]incremental['\"]", sql.read_text())
+    }
+    assert incremental == set(INCREMENTAL_MODELS)
+    for name, schema in INCREMENTAL_MODELS.items():
+        folder = next(models.rglob(f"{name}.sql")).relative_to(models).parts[0]
+        assert schema == folder, name
+
+
 def test_incremental_tables_equal_a_full_refresh(incremental):
     diffs = differences(incremental["warehouse"], INCREMENTAL_MODELS, "incremental_copy")
     assert set(diffs) == set(INCREMENTAL_MODELS)
@@ -285,6 +321,16 @@ def test_the_changes_reached_the_tables(incremental):
         assert moved("int_opportunity_states_sequenced", changed["history"])  # one state less
         assert moved("int_opportunity_states_sequenced", changed["released"])  # back
         assert moved("opportunities", changed["product"])  # primary product family
+        assert moved("int_opportunity_product_families_ranked", changed["product"])
+        # the deleted line item: the deal had a primary family before and has none now
+        gone = changed["line_item_deleted"]
+        assert moved("int_opportunity_product_families_ranked", gone)
+        assert not _sql(
+            con,
+            "select 1 from intermediate.int_opportunity_product_families_ranked "
+            "where opportunity_id = ?",
+            [gone],
+        )
         assert moved("opportunities", changed["account"])  # segment
         # new weeks for every open deal
         weeks = _sql(

@@ -30,23 +30,47 @@ closed_opportunities as (
 
 ),
 
+-- every month start within each qualified open state's interval [valid_from, valid_to), as an
+-- equality key: the first one on or after valid_from, the last one before valid_to (or the last
+-- month of the calendar). A range join against the calendar compared each state with every
+-- later month (most of this model's time).
+history_months as (
+
+    select
+        history.opportunity_id,
+        history.amount_usd,
+        unnest(generate_series(
+            cast(
+                {{ dbt.date_trunc('month', "history.valid_from - interval 1 microsecond") }}
+                as timestamp
+            )
+            + interval 1 month,
+            coalesce(
+                history.valid_to - interval 1 microsecond,
+                (select max(months.month_start_at) as last_month_start_at from months)
+            ),
+            interval 1 month
+        )) as month_start_at
+
+    from history
+    where history.is_qualified and not history.is_closed
+
+),
+
 open_at_start as (
 
     select
         months.month_start,
         opportunity_owners.segment,
         opportunity_owners.owner_id,
-        count(distinct history.opportunity_id) as open_qualified_opps,
-        sum(history.amount_usd) as open_qualified_usd
+        count(distinct history_months.opportunity_id) as open_qualified_opps,
+        sum(history_months.amount_usd) as open_qualified_usd
 
-    from months
-    inner join history
-        on
-            history.valid_from <= months.month_start_at
-            and (history.valid_to is null or history.valid_to > months.month_start_at)
+    from history_months
+    inner join months
+        on history_months.month_start_at = months.month_start_at
     inner join opportunity_owners
-        on history.opportunity_id = opportunity_owners.opportunity_id
-    where history.is_qualified and not history.is_closed
+        on history_months.opportunity_id = opportunity_owners.opportunity_id
     group by months.month_start, opportunity_owners.segment, opportunity_owners.owner_id
 
 ),
