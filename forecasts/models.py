@@ -19,8 +19,11 @@ deterministic (no simulation); statsmodels warnings are captured and logged at D
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import math
+import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -78,6 +81,47 @@ class Forecast:
                 "hi95": self.hi95,
             }
         )
+
+
+FIT_MODULES = (
+    "statsmodels.tsa.exponential_smoothing.ets",
+    "statsmodels.tsa.statespace.sarimax",
+)
+_preload_started = threading.Event()
+_preload_thread: list[threading.Thread] = []
+
+
+def _import_fit_modules() -> None:
+    for name in FIT_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the fit's own import raises the real error
+            log.debug("background import of %s failed", name, exc_info=True)
+            return
+
+
+def preload() -> None:
+    """Start importing statsmodels' ETS and SARIMAX (and scipy) in a background thread, once per
+    process; returns at once. A run that will fit calls it before its inputs query and
+    `wait_preload()` after: the ~1-2 s import of a fresh process then overlaps the DuckDB
+    work (which releases the GIL). Results do not depend on which thread imported the
+    modules."""
+    if _preload_started.is_set() or all(name in sys.modules for name in FIT_MODULES):
+        return
+    _preload_started.set()
+    thread = threading.Thread(
+        target=_import_fit_modules, name="salesops-statsmodels-import", daemon=True
+    )
+    _preload_thread.append(thread)
+    thread.start()
+
+
+def wait_preload(timeout: float = 300.0) -> None:
+    """Wait for `preload`'s import to finish (no-op when none runs): callers that import
+    statsmodels themselves do it after, never beside it (two threads importing the same
+    package can see one of its modules half initialized)."""
+    for thread in _preload_thread:
+        thread.join(timeout)
 
 
 @contextlib.contextmanager

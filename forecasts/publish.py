@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecasts import fitcache
+from forecasts import fitcache, models
 from forecasts.engine import (
     EngineConfig,
     ForecastRun,
@@ -82,6 +82,7 @@ def run_forecast_partition(
     d = as_of_timestamp(as_of).normalize()
     cfg = config or get_config(cadence)
     t0 = time.monotonic()
+    models.preload()  # statsmodels' import overlaps the inputs query (a fresh process)
     origins = forecast_origins(d, cfg)
     with connect(warehouse, read_only=True) as con:
         if not has_table(con, "marts", "opportunity_history"):
@@ -89,6 +90,7 @@ def run_forecast_partition(
                 "marts.opportunity_history does not exist: build the dbt marts first"
             )
         inputs = origin_inputs(con, origins)
+        models.wait_preload()  # the fit cache's key and the fits import statsmodels
         fits = fitcache.load(con, cadence, origins) if use_cache else fitcache.FitCache()
     t_inputs = time.monotonic() - t0
     log.info(

@@ -238,30 +238,35 @@ def run_gates(
     reason (as the table's own step did before).
     """
     from quality_checks import store
-    from quality_checks.validate import open_run
+    from quality_checks.validate import open_run, validate_run
 
     tags = dict(context.run.tags) if context.run else {}
     run_id = context.run.run_id
     warehouse = paths().warehouse
     engine = engine_for_run()
-    done: list[tuple[dg.AssetKey, TableResult]] = []
+    if engine == "gx":  # GX's import runs while the picklists and the tables' SQL are read
+        from quality_checks import gx_engine
+
+        gx_engine.preload()
+    finished: dict[int, tuple[dg.AssetKey, TableResult]] = {}
     failed: list[tuple[str, Exception]] = []
     with open_run(warehouse) as cache:
         config = config_for_run(tags, store.read_picklists(cache.con))
         current = {s.label: s for s in all_raw_specs(config)}
-        for i, (key, spec) in enumerate(gates, 1):
-            spec = current.get(spec.label, spec)
-            context.log.debug(f"quality: validating {spec.label} ({i}/{len(gates)})")
-            try:
-                result = validate_table(
-                    warehouse, spec, config, run_id=run_id, engine=engine, cache=cache
+        specs = [current.get(spec.label, spec) for _, spec in gates]
+        context.log.debug(f"quality: validating {len(specs)} tables")
+        for i, spec, result in validate_run(warehouse, specs, config, cache, run_id, None, engine):
+            if isinstance(result, Exception):  # the other tables are still validated
+                log.error(
+                    "quality %s: the gate could not validate the table",
+                    spec.label,
+                    exc_info=result,
                 )
-            except Exception as e:  # the other tables are still validated and reported
-                log.exception("quality %s: the gate could not validate the table", spec.label)
-                failed.append((spec.label, e))
+                failed.append((spec.label, result))
                 continue
             _log_result(context, result)
-            done.append((key, result))
+            finished[i] = (gates[i][0], result)
+    done = [finished[i] for i in sorted(finished)]
     report = latest_report_path()
     blocked = any(r.severity == ERROR or r.run_blocked for _, r in done)
     if blocked:  # the gate blocks this run: the report asset will not run, render here

@@ -14,15 +14,23 @@ GX 1.24 has no DuckDB dialect. Two problems follow and are handled here:
    plant a same-named table with other content in `main` and fail if GX reads it.
 
 Everything is pushed down: GX compiles each expectation to aggregate SQL that DuckDB runs; no
-table is pulled into pandas. Great Expectations is imported lazily (its import costs ~2 s).
+table is pulled into pandas. Great Expectations is imported lazily (its import costs ~2-3 s in
+a fresh process): `preload()` starts that import in a background thread, so a run can do its SQL
+work meanwhile (DuckDB releases the GIL while it runs a query); `altair`, which GX imports only
+for the charts of one expectation we never use, is deferred until something touches it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import logging
 import os
+import sys
+import threading
+import time
+import types
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,14 +71,87 @@ class GXRuleResult:
     error: str | None = None
 
 
-@functools.cache
-def _gx() -> Any:
-    """Import GX once, offline (no usage statistics)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+# Modules GX imports at start-up but uses only inside functions we never call (the charts of
+# ExpectColumnKLDivergenceToBeLessThan): loaded on first attribute access instead (~0.3-0.6 s).
+DEFERRED_IMPORTS = ("altair",)
+_IMPORT_LOCK = threading.Lock()
+_IMPORT_LOCK_DEFERRED = threading.RLock()
+_PRELOAD_LOCK = threading.Lock()
+_GX: list[Any] = []  # [the great_expectations module] once imported and set up
+_preload: list[threading.Thread] = []
 
-    _register_duckdb_datasource()
-    return gx
+
+class _DeferredModule(types.ModuleType):
+    """Stands in `sys.modules` for a module not executed yet: the first attribute it lacks
+    (any name the real module defines, or `__path__` for a submodule import) imports the real
+    module, which then replaces it in `sys.modules`; later reads go through to it."""
+
+    def __getattr__(self, attr: str) -> Any:
+        with _IMPORT_LOCK_DEFERRED:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+            real = importlib.import_module(self.__name__)
+        return getattr(real, attr)
+
+
+def _defer_import(name: str) -> None:
+    """Put a stand-in for the top-level module `name` into sys.modules (see `_DeferredModule`):
+    `import name` then costs nothing, and the module executes when first used. (The stdlib's
+    `LazyLoader` does not help here: on Python 3.11 the import statement itself reads the
+    module's `__spec__`, which executes it.)"""
+    if name in sys.modules or "." in name:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        return
+    stand_in = _DeferredModule(name)
+    stand_in.__spec__ = spec
+    sys.modules[name] = stand_in
+
+
+def _gx() -> Any:
+    """Import GX once, offline (no usage statistics); thread-safe (see `preload`)."""
+    if _GX:
+        return _GX[0]
+    with _IMPORT_LOCK:
+        if not _GX:
+            t0 = time.perf_counter()
+            os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+            for name in DEFERRED_IMPORTS:
+                with contextlib.suppress(Exception):
+                    _defer_import(name)
+            import great_expectations as gx
+
+            _register_duckdb_datasource()
+            _GX.append(gx)
+            log.debug(
+                "Great Expectations imported in %.2fs (%s)",
+                time.perf_counter() - t0,
+                threading.current_thread().name,
+            )
+    return _GX[0]
+
+
+def _preload_target() -> None:
+    try:
+        _gx()
+    except Exception:  # the caller's own _gx() imports again and raises the real error
+        log.debug("background import of Great Expectations failed", exc_info=True)
+
+
+def preload() -> None:
+    """Start importing GX in a background thread (once per process; returns at once).
+
+    A run that will validate with GX calls this before its SQL work: the ~2-3 s import then
+    overlaps that work, and the first `_gx()` waits only for what is left of it. Results do
+    not depend on which thread imported GX.
+    """
+    with _PRELOAD_LOCK:
+        if _GX or _preload:
+            return
+        thread = threading.Thread(target=_preload_target, name="salesops-gx-import", daemon=True)
+        _preload.append(thread)
+    thread.start()
 
 
 @functools.cache

@@ -125,40 +125,39 @@ def open_run(warehouse: Path | str) -> Iterator[RunCache]:
             cache.close_gx()
 
 
-def validate_table(
+@dataclasses.dataclass
+class Prepared:
+    """A table planned and its candidate rows written (`prepare_table`), not yet validated."""
+
+    spec: TableSpec  # restricted to the applicable rules
+    skipped: list[str]
+    fresh_rules: list
+    track: bool
+    plan: incremental.Plan
+    source: str | None  # the candidate rows' query (incremental), else None (every live row)
+    eval_spec: TableSpec
+    phases: dict[str, float]
+    seconds: float
+
+    @property
+    def needs_gx(self) -> bool:
+        """Whether the GX engine validates anything of this table (not: incremental with no
+        candidate row)."""
+        return not (self.plan.incremental and not self.plan.candidates)
+
+
+def prepare_table(
     warehouse: Path | str,
     spec: TableSpec,
     config: QualityConfig,
-    run_id: str | None = None,
-    checked_at: dt.datetime | None = None,
-    engine: str = "gx",
-    write: bool = True,
-    quarantine: bool = True,
-    cache: RunCache | None = None,
-) -> TableResult:
-    """Validate one table of the DuckDB file `warehouse`; connections it opened are closed on
-    return.
-
-    write: append to quality.results/table_scores (and the rule catalog), keep the incremental
-    state. quarantine: replace the object's rows in quality.quarantine_ids by this run's hard
-    failures (requires write). Without quarantine, hard rules must hold on every live row.
-    `config.incremental`: validate only the rows that can have changed since the last evaluation
-    when its state allows (see quality_checks.incremental); the results are the same.
-    `cache`: shared by the tables of one run (`open_run`, `validate_tables`): its open
-    connection and GX session are used (and left open).
-    """
-    if engine not in ("gx", "sql"):
-        raise ValueError(f"engine must be 'gx' or 'sql', got {engine!r}")
-    if cache is None or cache.con is None:
-        with open_run(warehouse) as run:
-            return validate_table(
-                warehouse, spec, config, run_id, checked_at, engine, write, quarantine, run
-            )
+    write: bool,
+    cache: RunCache,
+) -> Prepared:
+    """The SQL part of a table's evaluation that comes before GX: the applicable rules, the
+    plan (full or incremental) and, incremental, the candidate rows (committed). Reads the
+    table, its parents and its own quality state only, so tables can be prepared in any order
+    before any of them is validated. Raises `TableMissingError`."""
     t0 = time.perf_counter()
-    run_id = run_id or new_run_id()
-    checked_at = checked_at or dt.datetime.now(dt.UTC)
-    quarantine = quarantine and write and spec.quarantine
-
     phases: dict[str, float] = {}
     tick = _Ticker(phases)
     con = cache.con
@@ -192,6 +191,65 @@ def validate_table(
         source = incremental.materialize_candidates(con, eval_spec, plan)
         eval_spec = incremental.windowed(row_spec, restrict_parents=True)
         tick("candidates")
+    return Prepared(
+        spec,
+        skipped,
+        fresh_rules,
+        track,
+        plan,
+        source,
+        eval_spec,
+        phases,
+        time.perf_counter() - t0,
+    )
+
+
+def validate_table(
+    warehouse: Path | str,
+    spec: TableSpec,
+    config: QualityConfig,
+    run_id: str | None = None,
+    checked_at: dt.datetime | None = None,
+    engine: str = "gx",
+    write: bool = True,
+    quarantine: bool = True,
+    cache: RunCache | None = None,
+    prepared: Prepared | None = None,
+) -> TableResult:
+    """Validate one table of the DuckDB file `warehouse`; connections it opened are closed on
+    return.
+
+    write: append to quality.results/table_scores (and the rule catalog), keep the incremental
+    state. quarantine: replace the object's rows in quality.quarantine_ids by this run's hard
+    failures (requires write). Without quarantine, hard rules must hold on every live row.
+    `config.incremental`: validate only the rows that can have changed since the last evaluation
+    when its state allows (see quality_checks.incremental); the results are the same.
+    `cache`: shared by the tables of one run (`open_run`, `validate_tables`): its open
+    connection and GX session are used (and left open).
+    `prepared`: this table's `prepare_table` of the same run (same `cache`, `config` and
+    `write`), when the caller planned the tables first (`validate_run`).
+    """
+    if engine not in ("gx", "sql"):
+        raise ValueError(f"engine must be 'gx' or 'sql', got {engine!r}")
+    if cache is None or cache.con is None:
+        if prepared is not None:
+            raise ValueError("a prepared table is validated on the cache that prepared it")
+        with open_run(warehouse) as run:
+            return validate_table(
+                warehouse, spec, config, run_id, checked_at, engine, write, quarantine, run
+            )
+    run_id = run_id or new_run_id()
+    checked_at = checked_at or dt.datetime.now(dt.UTC)
+    quarantine = quarantine and write and spec.quarantine
+    if prepared is None:
+        prepared = prepare_table(warehouse, spec, config, write, cache)
+    t0 = time.perf_counter() - prepared.seconds
+    spec, skipped, plan = prepared.spec, prepared.skipped, prepared.plan
+    fresh_rules, track = prepared.fresh_rules, prepared.track
+    source, eval_spec = prepared.source, prepared.eval_spec
+    phases = dict(prepared.phases)
+    tick = _Ticker(phases)
+    con = cache.con
     log.info("quality %s: %s", spec.label, plan.describe())
 
     gx_results: dict = {}
@@ -366,6 +424,76 @@ def validate_table(
     return result
 
 
+def validate_run(
+    warehouse: Path | str,
+    specs: list[TableSpec],
+    config: QualityConfig,
+    cache: RunCache,
+    run_id: str,
+    checked_at: dt.datetime | None = None,
+    engine: str = "gx",
+    write: bool = True,
+) -> Iterator[tuple[int, TableSpec, TableResult | Exception]]:
+    """Validate `specs` on one run cache; yields (index in `specs`, spec, result or the
+    exception that stopped that table) as each table is done (the others still run).
+    `checked_at` None: each table's own time of validation.
+
+    With the GX engine, GX's import starts in a background thread first (`gx_engine.preload`)
+    and every table is prepared (plan, candidate rows: SQL) before any is validated, then the
+    tables GX has nothing to validate (no candidate row) are finished, and the tables GX
+    validates last: the import runs while DuckDB works. Tables are independent (each reads its
+    own state, its raw table and raw parents), so the order changes no result.
+    """
+    if engine != "gx":
+        for i, spec in enumerate(specs):
+            try:
+                yield (
+                    i,
+                    spec,
+                    validate_table(
+                        warehouse, spec, config, run_id, checked_at, engine, write, cache=cache
+                    ),
+                )
+            except Exception as e:
+                yield i, spec, e
+        return
+    from quality_checks import gx_engine
+
+    gx_engine.preload()
+    prepared: list[tuple[int, TableSpec, Prepared]] = []
+    for i, spec in enumerate(specs):
+        try:
+            prepared.append((i, spec, prepare_table(warehouse, spec, config, write, cache)))
+        except Exception as e:
+            yield i, spec, e
+    ordered = [p for p in prepared if not p[2].needs_gx] + [p for p in prepared if p[2].needs_gx]
+    pending = {i for i, _, _ in ordered}
+    try:
+        for i, spec, prep in ordered:
+            try:
+                result: TableResult | Exception = validate_table(
+                    warehouse,
+                    spec,
+                    config,
+                    run_id,
+                    checked_at,
+                    engine,
+                    write,
+                    cache=cache,
+                    prepared=prep,
+                )
+            except Exception as e:
+                result = e
+            pending.discard(i)
+            yield i, spec, result
+    finally:
+        # the caller stopped early: drop the candidate rows of tables prepared, not validated
+        for i, _, prep in ordered:
+            if i in pending and prep.plan.incremental:
+                with contextlib.suppress(duckdb.Error):
+                    incremental.clear_candidates(cache.con, prep.spec)
+
+
 def validate_tables(
     warehouse: Path | str,
     specs: list[TableSpec],
@@ -376,21 +504,20 @@ def validate_tables(
     skip_missing: bool = True,
 ) -> list[TableResult]:
     """Validate several tables in one run (same run_id/checked_at, one connection and one GX
-    session); missing tables are skipped."""
+    session; see `validate_run`); missing tables are skipped. Results in the order of
+    `specs`."""
     run_id = run_id or new_run_id()
     checked_at = dt.datetime.now(dt.UTC)
-    out = []
+    out: dict[int, TableResult] = {}
     with open_run(warehouse) as cache:
-        for i, spec in enumerate(specs, 1):
-            log.info("quality: validating %s (%d/%d)", spec.label, i, len(specs))
-            try:
-                out.append(
-                    validate_table(
-                        warehouse, spec, config, run_id, checked_at, engine, write, cache=cache
-                    )
-                )
-            except TableMissingError:
-                if not skip_missing:
-                    raise
+        log.info("quality: validating %d tables", len(specs))
+        for i, spec, result in validate_run(
+            warehouse, specs, config, cache, run_id, checked_at, engine, write
+        ):
+            if isinstance(result, TableMissingError) and skip_missing:
                 log.warning("quality: %s not in the warehouse; skipped", spec.label)
-    return out
+            elif isinstance(result, Exception):
+                raise result
+            else:
+                out[i] = result
+    return [out[i] for i in sorted(out)]

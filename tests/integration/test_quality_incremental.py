@@ -592,3 +592,60 @@ def test_ad_spend_file_shortened_keys_and_results_equal_full(tmp_path):
     assert r2.counts.failed_rows > 0  # the planted duplicates fail in both
     assert _failing(path, "marketing.ad_spend") == _failing(scratch, "marketing.ad_spend")
     assert _keys_mismatch(path, "marketing.ad_spend", rule, expected) == (0, 0)
+
+
+def _leftover_candidates(path) -> tuple[list[str], int]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                "'quality' AND table_name LIKE 'candidate_rows__%'"
+            ).fetchall()
+        ]
+        keys = con.execute("SELECT count(*) FROM quality.incremental_candidates").fetchall()[0][0]
+    finally:
+        con.close()
+    return tables, int(keys)
+
+
+def test_gx_run_prepares_every_table_first_and_validates_gx_free_tables_first(
+    week, compared, tmp_path
+):
+    """With GX, `validate_run` writes every table's candidate rows before validating any (the
+    GX import runs meanwhile), finishes the tables GX has nothing to do for first, yields each
+    table under its index in `specs`, and equals the run without that order (the SQL engine's
+    table-by-table run on the same state). A caller that stops early leaves no candidate rows."""
+    from quality_checks.validate import open_run, validate_run
+
+    inc, _, _, as_of = week
+    cfg = QualityConfig(as_of=as_of)
+    specs = salesforce_specs(cfg)
+    # a second evaluation of the same week: tables with failing rows have candidates, the
+    # clean ones none (a mix, in `specs` order)
+    stop, whole, sql = tmp_path / "stop.duckdb", tmp_path / "whole.duckdb", tmp_path / "sql.duckdb"
+    for p in (stop, whole, sql):
+        shutil.copy(inc, p)
+
+    with open_run(stop) as cache:
+        run = validate_run(stop, specs, cfg, cache, "stop-early", engine="gx")
+        i, spec, first = next(run)
+        run.close()
+    assert not isinstance(first, Exception) and _candidates(first.evaluation) == 0, first
+    assert _leftover_candidates(stop) == ([], 0)
+
+    with open_run(whole) as cache:
+        got = list(validate_run(whole, specs, cfg, cache, "whole", engine="gx"))
+    counts = [_candidates(r.evaluation) for _, _, r in got]
+    assert 0 < counts.count(0) < len(counts)
+    assert counts == sorted(counts, key=lambda n: n > 0), counts  # GX-free tables first
+    assert sorted(i for i, _, _ in got) == list(range(len(specs)))
+    assert all(specs[i].label == s.label == r.label for i, s, r in got)
+    assert _leftover_candidates(whole) == ([], 0)
+    ref = {r.object: r for r in validate_tables(sql, specs, cfg, run_id="sql", engine="sql")}
+    for _, _, r in got:
+        assert r.errors == [], (r.label, r.errors)
+        _same(r, ref[r.object])
+        assert _failing(whole, r.label) == _failing(sql, r.label), r.label
+    assert _quarantine(whole) == _quarantine(sql)
