@@ -103,6 +103,8 @@ def get_publish_assets() -> list[AssetsDefinition]:
                 "rows_hashed": result.hashed_rows,
                 "rows_deleted": result.rows_deleted,
                 "rows_inserted": result.rows_inserted,
+                "credits_patched": ", ".join(result.credits_patched),
+                "rows_updated": result.rows_updated,
                 "full_rebuild_reason": result.reason,
                 "fingerprint_seconds": round(result.fingerprint_seconds, 2),
                 "diff_seconds": round(result.diff_seconds, 2),

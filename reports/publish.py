@@ -46,16 +46,27 @@ per warehouse relation, what differs from the published copy, in one of two ways
 A view is hashed only when every table so far holds its published rows (a no-change publish
 can then stay "unchanged"); otherwise the file is rewritten anyway and the view is copied whole
 without hashing: evaluating it once is cheaper than evaluating it to hash it, hashing its
-published rows, and evaluating it again for the rows to insert (`attribution_data_driven`, the
-biggest view, changes nearly every row every week). Its fingerprint is then unknown (NULL).
+published rows, and evaluating it again for the rows to insert. Its fingerprint is then unknown
+(NULL). The exception is `attribution_data_driven` (the biggest view; its Markov credits move
+with the channel effects every week): when the journeys' dbt build chain holds and the view is
+the one `touch_view_sql` defines, it is patched from the journeys' change set - the recomputed
+deals' rows deleted and re-inserted, the other deals' Markov credit columns updated in place
+when the removal effects moved (reports/publish_credits.py; `patched_by` key, listed in
+`PublishResult.credits_patched`; its `build_id` is the journeys build it was computed from).
+
+Key patches address rows by `rowid` on both sides (one scan of the key columns per side in the
+plan): `insert ... where opportunity_id in (select ...)` would read every column of every
+warehouse row (a semi join is no scan filter), a `rowid in (...)` fetch reads just those rows.
 
 4. when the rows to write (inserted rows of patched tables + rows of rewritten tables) exceed
    `REBUILD_SHARE` of all rows, builds a fresh file (mode "full"); otherwise copies the last
-   published file to the temp file (a plain file copy), applies the drops, rewrites and patches
-   there (the rowids computed on the published file are the copy's: same bytes), checks the
-   patched row counts, rewrites `publish_tables` / `publish_info`, checkpoints, then renames it
-   into place (mode "incremental"). Every publish records the build ids the warehouse state
-   names, whichever way it went (a fresh build too), so the next one can patch by key.
+   published file to the temp file (a plain file copy, run in a thread beside the plan when a
+   dbt build id changed since the last publish, i.e. the file will be rewritten), applies the
+   drops, rewrites and patches there (the rowids computed on the published file are the
+   copy's: same bytes), checks the patched row counts, rewrites `publish_tables` /
+   `publish_info`, checkpoints, then renames it into place (mode "incremental"). Every publish
+   records the build ids the warehouse state names, whichever way it went (a fresh build too),
+   so the next one can patch by key.
 
 A fresh build also happens when there is no previous file, when it was not written by this code
 (`publish_info.format` differs, e.g. an older publisher or another DuckDB version whose `hash()`
@@ -93,6 +104,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -101,7 +113,9 @@ from pathlib import Path
 
 import duckdb
 
+from assets.attribution.warehouse import CHANNEL_TABLE, JOURNEYS_TABLE, TOUCH_TABLE
 from orchestration.settings import duckdb_config
+from reports.publish_credits import CreditsPlan, apply_credits, plan_credits
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +166,10 @@ class PublishResult:
     # seconds per phase of an incremental publish: plan (hashes, diffs, key plans), copy (the
     # last published file), write (drops, rewrites, patches), checkpoint, fsync
     step_seconds: dict[str, float] = field(default_factory=dict)
+    # of `patched`: the touch credits view patched from the journeys' change set
+    # (reports/publish_credits.py), and its Markov rows whose credits were updated
+    credits_patched: tuple[str, ...] = ()
+    rows_updated: int = 0
 
     @property
     def total_rows(self) -> int:
@@ -240,6 +258,8 @@ class _Source:
     delta: str = ""  # temp tables prefix holding the delta (rowids / hashes)
     build_id: str | None = None  # the dbt build the warehouse table holds (incremental models)
     key_filter: str = ""  # patched by key: the rows the dbt build replaced (a SQL predicate)
+    credits: CreditsPlan | None = None  # the touch credits view patched from the journeys
+    rows_updated: int = 0
 
     @property
     def key(self) -> str:
@@ -341,6 +361,13 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> set[str]
             [WAREHOUSE_CATALOG, schema, name],
         ).fetchall()
     }
+
+
+def _built_from(src: _Source) -> str:
+    """The dbt model whose build a published relation records: its own, or for the touch
+    credits view the journeys it is computed from (reports/publish_credits.py)."""
+    name = f"{src.schema}.{src.name}"
+    return JOURNEYS_TABLE if src.is_view and name == TOUCH_TABLE else name
 
 
 def _builds(con: duckdb.DuckDBPyConnection) -> dict[str, _Build]:
@@ -530,7 +557,7 @@ def publish_marts(
             sources = _list_sources(con, schemas, warehouse, target)
             builds = _builds(con)
             for src in sources:
-                build = builds.get(f"{src.schema}.{src.name}")
+                build = builds.get(_built_from(src))
                 src.build_id = build.build_id if build is not None else None
             result = None
             timings = {"fingerprint": 0.0, "diff": 0.0, "hashed": 0.0}
@@ -569,6 +596,44 @@ def publish_marts(
     return result
 
 
+class _Copier:
+    """The copy of the last published file into the temp file, in a thread beside the plan
+    (`shutil.copyfile` is a kernel copy without the GIL; the plan's queries release it too)."""
+
+    def __init__(self, source: Path, dest: Path) -> None:
+        self.source, self.dest = source, dest
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="publish-copy", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        try:
+            shutil.copyfile(self.source, self.dest)
+        except BaseException as exc:  # re-raised in the caller's thread by wait()
+            self.error = exc
+        self.seconds = time.monotonic() - t0
+
+    def wait(self) -> float:
+        """Copy now unless started; returns the seconds waited for it."""
+        t0 = time.monotonic()
+        if self.thread is None:
+            self._run()
+        else:
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return time.monotonic() - t0
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+
 def _publish_incremental(
     con: duckdb.DuckDBPyConnection,
     warehouse: Path,
@@ -581,6 +646,28 @@ def _publish_incremental(
 ) -> tuple[PublishResult | None, str]:
     """Diff against the intact published file and patch a copy of it. Returns (None, why) when
     a fresh build is due (the sources then carry their fingerprints)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.tmp")
+    copier = _Copier(target, tmp)
+    try:
+        return _patch_copy(
+            con, warehouse, target, sources, builds, rebuild_share, patch_share, timings, copier
+        )
+    finally:
+        copier.join()  # never leave a thread writing the temp file
+        _discard(tmp)
+
+
+def _patch_copy(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Path,
+    target: Path,
+    sources: list[_Source],
+    builds: dict[str, _Build],
+    rebuild_share: float,
+    patch_share: float,
+    timings: dict[str, float],
+    copier: _Copier,
+) -> tuple[PublishResult | None, str]:
     started = time.monotonic()
     con.execute(f"attach {_sql_string(str(target))} as {PREVIOUS_CATALOG} (read_only)")
     try:
@@ -600,6 +687,14 @@ def _publish_incremental(
         }
         wanted = {s.key for s in sources}
         gone = sorted(k for k in recorded if k not in wanted)
+        if any(
+            s.build_id is not None
+            and (recorded.get(s.key) is None or recorded[s.key].build_id != s.build_id)
+            for s in sources
+        ):
+            # a dbt build since the last publish: the file will be patched (or rebuilt), so
+            # copy it while planning; a publish that may find nothing changed copies later
+            copier.start()
         fingerprints: dict[str, str | None] = {}
         same_rows = not gone  # every relation so far holds the published rows
         # tables first: when one of them changed the file is rewritten anyway, and a view is
@@ -610,6 +705,12 @@ def _publish_incremental(
             before = recorded.get(src.key)
             if src.is_view and not same_rows:
                 src.action = "rewritten" if src.key in published_tables else "created"
+                if before is not None and src.key in published_tables:
+                    t0 = time.monotonic()
+                    why = _plan_credits(con, src, before, builds, sources, n)
+                    timings["diff"] += time.monotonic() - t0
+                    if why and f"{src.schema}.{src.name}" == TOUCH_TABLE:
+                        logger.info("publish: %s copied whole (%s)", src.key, why)
             else:
                 why = "not a dbt incremental model"
                 build = builds.get(f"{src.schema}.{src.name}")
@@ -666,13 +767,12 @@ def _publish_incremental(
         with contextlib.suppress(duckdb.Error):
             con.execute(f"detach {PREVIOUS_CATALOG}")
 
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.tmp")
+    tmp = copier.dest
     local = _quote(TARGET_CATALOG)
     steps = {"plan": time.monotonic() - started}
     try:
-        t0 = time.monotonic()
-        shutil.copyfile(target, tmp)
-        steps["copy"] = time.monotonic() - t0
+        steps["copy"] = copier.wait()  # what is left of it after the plan
+        steps["copy_seconds"] = copier.seconds
         t0 = time.monotonic()
         con.execute(f"attach {_sql_string(str(tmp))} as {local}")
         for key in gone + [s.key for s in sources if s.action == "rewritten"]:
@@ -684,6 +784,8 @@ def _publish_incremental(
         for src in sources:
             if src.action in ("rewritten", "created"):
                 _create(con, src)
+            elif src.action == "patched" and src.credits is not None:
+                _apply_credits(con, src)
             elif src.action == "patched":
                 _apply_patch(con, src)
         steps["write"] = time.monotonic() - t0
@@ -703,7 +805,7 @@ def _publish_incremental(
             con.execute(f"detach {local}")
         _discard(tmp)
         for src in sources:
-            for suffix in ("_del", "_ins", "_keys"):
+            for suffix in ("_del", "_ins", "_keys", "_credit_keys", "_credit_keys_rows"):
                 if src.delta:
                     con.execute(f"drop table if exists {src.delta}{suffix}")
     patched = [s for s in sources if s.action == "patched"]
@@ -724,6 +826,8 @@ def _publish_incremental(
         tuple(s.key for s in patched if s.key_filter),
         int(timings["hashed"]),
         {k: round(v, 3) for k, v in steps.items()},
+        tuple(s.key for s in patched if s.credits is not None),
+        sum(s.rows_updated for s in patched),
     ), ""
 
 
@@ -821,13 +925,31 @@ def _plan_by_key(
     if weekly:
         as_of = _sql_string(str(build.previous_as_of_date))
         predicate += f" or {_quote(WEEK_COLUMN)} > {as_of}::date"
-    rows, inserted = con.execute(
-        f"select count(*), count(*) filter (where {predicate}) from {src.relation}"
-    ).fetchone()
-    prev, deleted = con.execute(
-        f"select count(*), count(*) filter (where {predicate}) "
-        f"from {src.published(PREVIOUS_CATALOG)}"
-    ).fetchone()
+    if src.has_rowid:
+        # the matching rows' rowids on both sides (one scan of the key columns each): the patch
+        # then deletes and fetches exactly those rows, where `where <predicate>` would make the
+        # insert read every column of every warehouse row (a semi join is no scan filter)
+        for side, relation in (("ins", src.relation), ("del", src.published(PREVIOUS_CATALOG))):
+            con.execute(
+                f"create or replace temp table {src.delta}_{side} as "
+                f"select rowid as r from {relation} where {predicate}"
+            )
+        inserted, deleted = (
+            con.execute(f"select count(*) from {src.delta}_{side}").fetchone()[0]
+            for side in ("ins", "del")
+        )
+        rows, prev = (
+            con.execute(f"select count(*) from {relation}").fetchone()[0]
+            for relation in (src.relation, src.published(PREVIOUS_CATALOG))
+        )
+    else:
+        rows, inserted = con.execute(
+            f"select count(*), count(*) filter (where {predicate}) from {src.relation}"
+        ).fetchone()
+        prev, deleted = con.execute(
+            f"select count(*), count(*) filter (where {predicate}) "
+            f"from {src.published(PREVIOUS_CATALOG)}"
+        ).fetchone()
     if prev != before.rows or prev - deleted + inserted != rows:
         return (
             f"row counts out of step: {prev} published - {deleted} + {inserted} "
@@ -842,6 +964,69 @@ def _plan_by_key(
     else:
         src.action, src.fingerprint, src.key_filter = "patched", None, predicate
     return ""
+
+
+def _plan_credits(
+    con: duckdb.DuckDBPyConnection,
+    src: _Source,
+    before: _Recorded,
+    builds: dict[str, _Build],
+    sources: list[_Source],
+    n: int,
+) -> str:
+    """The touch credits view patched from the journeys' change set instead of copied whole
+    (reports/publish_credits.py): '' when planned (action set), else why not."""
+    if f"{src.schema}.{src.name}" != TOUCH_TABLE:
+        return "not the touch credits view"
+    effects = next((s for s in sources if f"{s.schema}.{s.name}" == CHANNEL_TABLE), None)
+    if effects is None or effects.is_view:
+        return f"{CHANNEL_TABLE} is not published as a table"
+    if _signature(con, src.published(PREVIOUS_CATALOG)) != src.signature:
+        return "columns changed"
+    build = builds.get(JOURNEYS_TABLE)
+    src.delta = f"publish_delta_{n}"
+    plan, why = plan_credits(
+        con,
+        warehouse=WAREHOUSE_CATALOG,
+        published=src.published(PREVIOUS_CATALOG),
+        published_effects=effects.published(PREVIOUS_CATALOG),
+        build_id=build.build_id if build else None,
+        previous_build_id=build.previous_build_id if build else None,
+        changed_opportunities=build.changed_opportunities if build else None,
+        recorded_build_id=before.build_id,
+        recorded_rows=before.rows,
+        changed_table=f"{WAREHOUSE_CATALOG}.{CHANGED_TABLE[0]}.{CHANGED_TABLE[1]}",
+        keys=f"{src.delta}_credit_keys",
+    )
+    if plan is None:
+        return why
+    src.rows, src.prev_rows, src.rows_inserted = plan.rows, plan.previous_rows, plan.inserted
+    if plan.inserted == 0 and not plan.effects_changed and plan.rows == plan.previous_rows:
+        src.action, src.fingerprint = "kept", before.fingerprint
+    else:
+        src.action, src.fingerprint, src.credits = "patched", None, plan
+    return ""
+
+
+def _apply_credits(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
+    """Apply `_plan_credits`' patch in the copy; counts out of step rewrite the table."""
+    copy = src.published(TARGET_CATALOG)
+    done = apply_credits(con, src.credits, copy)
+    if isinstance(done, str):
+        logger.warning("publish: %s rewritten whole (credits patch: %s)", src.key, done)
+        con.execute(f"drop table {copy}")
+        src.action, src.credits, src.rows_deleted, src.rows_inserted = "rewritten", None, 0, 0
+        _create(con, src)
+        return
+    src.rows_deleted, src.rows_updated, src.rows_inserted = done
+    logger.info(
+        "patched %s from the journeys: -%d +%d rows, %d Markov credits updated (%d rows)",
+        src.key,
+        src.rows_deleted,
+        src.rows_inserted,
+        src.rows_updated,
+        src.rows,
+    )
 
 
 def _create(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
@@ -859,7 +1044,7 @@ def _create(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
 def _apply_patch(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
     """Delete the published rows of the delta and insert the warehouse's, in the copy."""
     copy = src.published(TARGET_CATALOG)
-    if src.key_filter:  # the rows the dbt build replaced (`_plan_by_key`)
+    if src.key_filter and not src.has_rowid:  # the rows the dbt build replaced (`_plan_by_key`)
         deleted = con.execute(f"delete from {copy} where {src.key_filter}").fetchone()[0]
         inserted = con.execute(
             f"insert into {copy} select * from {src.relation} where {src.key_filter}"
@@ -932,7 +1117,7 @@ def _write_bookkeeping(
                 s.rows_deleted if s.action == "patched" else 0,
                 s.rows_inserted if s.action == "patched" else 0,
                 s.build_id,
-                ("key" if s.key_filter else "hash") if s.action == "patched" else None,
+                ("key" if s.key_filter or s.credits else "hash") if s.action == "patched" else None,
             ]
             for s in sources
         ],

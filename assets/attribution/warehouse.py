@@ -288,10 +288,10 @@ def _channel_frame(mk: MarkovResult, sh: ShapleyResult, rate: pd.DataFrame) -> p
     return out
 
 
-_TOUCH_SQL = """
-create view {target} as
-with
-per_channel as (
+# per opportunity and channel the Markov and Shapley credit of one touch (the view below; the
+# analysts' copy, `reports.publish_credits`, re-applies the Markov credits of unchanged deals
+# from the same text when only the channel effects moved)
+_WEIGHTS_CTES = """per_channel as (
     select
         j.opportunity_id,
         j.channel,
@@ -322,7 +322,27 @@ weights as (
         1.0 / (c.channel_touches * o.distinct_channels) as shapley_credit
     from per_channel as c
     inner join per_opportunity as o on c.opportunity_id = o.opportunity_id
-),
+)"""
+# the output columns derived from a touch's credit: name -> expression over {credit}, {is_won},
+# {amount_usd} (the view's and the publish's update use the same text)
+CREDIT_COLUMNS = (
+    ("credit", "{credit}::double"),
+    ("attributed_opportunities", "{credit}::double"),
+    ("attributed_won_deals", "(case when {is_won} then {credit} else 0 end)::double"),
+    ("attributed_pipeline_usd", "({credit} * {amount_usd})::double"),
+    (
+        "attributed_bookings_usd",
+        "(case when {is_won} then {credit} * {amount_usd} else 0 end)::double",
+    ),
+)
+_CREDITS = ",\n    ".join(
+    f"{expr.format(credit='credit', is_won='is_won', amount_usd='amount_usd')} as {name}"
+    for name, expr in CREDIT_COLUMNS
+)
+_TOUCH_SQL = (
+    "create view {target} as\nwith\n"
+    + _WEIGHTS_CTES
+    + """,
 credits as (
     select
         j.*,
@@ -345,13 +365,12 @@ select
     opportunity_status::varchar as opportunity_status,
     is_won::boolean as is_won,
     amount_usd::double as amount_usd,
-    credit::double as credit,
-    credit::double as attributed_opportunities,
-    (case when is_won then credit else 0 end)::double as attributed_won_deals,
-    (credit * amount_usd)::double as attributed_pipeline_usd,
-    (case when is_won then credit * amount_usd else 0 end)::double as attributed_bookings_usd
+    """
+    + _CREDITS.replace("{", "{{").replace("}", "}}")
+    + """
 from credits
 """
+)
 _OPTIONAL = (
     ("occurred_at", "timestamp"),
     ("campaign", "varchar"),
@@ -377,6 +396,17 @@ def touch_view_sql(
         for col, typ in _OPTIONAL
     )
     return _TOUCH_SQL.format(target=target, source=source, effects=effects, optional=optional)
+
+
+def markov_weights_sql(source: str = JOURNEYS_TABLE, effects: str = CHANNEL_TABLE) -> str:
+    """`SELECT opportunity_id, channel, markov_credit` over the journeys `source` and the channel
+    effects `effects`: the Markov credit of one touch of each channel of each opportunity, the
+    same expression the view `touch_view_sql` uses (bit for bit)."""
+    return (
+        "with\n"
+        + _WEIGHTS_CTES.format(source=source, effects=effects)
+        + "\nselect opportunity_id, channel, markov_credit from weights"
+    )
 
 
 def _drop_relation(con: duckdb.DuckDBPyConnection, relation: str) -> None:
