@@ -184,6 +184,12 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def _in_warehouse(schema: str, name: str) -> str:
+    """A warehouse relation, qualified and quoted (the warehouse is attached as
+    `WAREHOUSE_CATALOG`)."""
+    return f"{WAREHOUSE_CATALOG}.{_quote(schema)}.{_quote(name)}"
+
+
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -267,7 +273,7 @@ class _Source:
 
     @property
     def relation(self) -> str:
-        return f"{WAREHOUSE_CATALOG}.{_quote(self.schema)}.{_quote(self.name)}"
+        return _in_warehouse(self.schema, self.name)
 
     def published(self, catalog: str) -> str:
         return f"{_quote(catalog)}.{_quote(self.into)}.{_quote(self.name)}"
@@ -988,6 +994,9 @@ def _plan_credits(
     plan, why = plan_credits(
         con,
         warehouse=WAREHOUSE_CATALOG,
+        source=_in_warehouse(*JOURNEYS_TABLE.split(".")),
+        effects=effects.relation,
+        have=_columns(con, *JOURNEYS_TABLE.split(".")),
         published=src.published(PREVIOUS_CATALOG),
         published_effects=effects.published(PREVIOUS_CATALOG),
         build_id=build.build_id if build else None,

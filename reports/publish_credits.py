@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import duckdb
 
 from assets.attribution.warehouse import (
-    CHANNEL_TABLE,
     CREDIT_COLUMNS,
     JOURNEYS_TABLE,
     TOUCH_TABLE,
@@ -59,15 +58,6 @@ class CreditsPlan:
     source: str  # the journeys, qualified in the warehouse catalog
     effects: str  # the channel effects, qualified in the warehouse catalog
     have: frozenset[str]  # the journeys' columns (the view's optional columns follow them)
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _qualified(catalog: str, relation: str) -> str:
-    schema, name = relation.split(".")
-    return f"{catalog}.{_quote(schema)}.{_quote(name)}"
 
 
 def view_matches(con: duckdb.DuckDBPyConnection, catalog: str, have: set[str]) -> bool:
@@ -109,6 +99,9 @@ def plan_credits(
     con: duckdb.DuckDBPyConnection,
     *,
     warehouse: str,
+    source: str,
+    effects: str,
+    have: set[str],
     published: str,
     published_effects: str,
     build_id: str | None,
@@ -121,7 +114,8 @@ def plan_credits(
 ) -> tuple[CreditsPlan | None, str]:
     """Plan the patch of the published touch credits (`published`, in the published file's
     catalog; `published_effects` its channel effects) to the warehouse view (catalog
-    `warehouse`). Returns (plan, '') or (None, why the view must be copied whole)."""
+    `warehouse`; `source` / `effects` the journeys and channel effects there, qualified, `have`
+    the journeys' columns). Returns (plan, '') or (None, why the view must be copied whole)."""
     if build_id is None or recorded_build_id is None:
         return None, "no journeys build id recorded"
     if build_id != recorded_build_id:
@@ -129,17 +123,6 @@ def plan_credits(
             return None, "a full build of the journeys since the last publish"
         if previous_build_id != recorded_build_id:
             return None, "another build of the journeys since the last publish"
-    source = _qualified(warehouse, JOURNEYS_TABLE)
-    effects = _qualified(warehouse, CHANNEL_TABLE)
-    schema, name = JOURNEYS_TABLE.split(".")
-    have = {
-        r[0]
-        for r in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_catalog = ? and table_schema = ? and table_name = ?",
-            [warehouse, schema, name],
-        ).fetchall()
-    }
     if not view_matches(con, warehouse, have):
         return None, f"{TOUCH_TABLE} is not the view this publish knows how to patch"
     try:
